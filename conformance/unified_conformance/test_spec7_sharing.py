@@ -1,0 +1,146 @@
+"""SPEC 7: sharing (three ways), freezing and averaging."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unified as U
+
+from .helpers import assert_close, host, native
+
+
+def _gluon_style():
+    shared = U.Dense(4, activation="relu")
+    net = U.Sequential(
+        U.Dense(4, activation="relu"),
+        shared,
+        U.Dense(4, activation="relu", params=shared.params()),
+    )
+    return net, (1, 2)
+
+
+def _share_call():
+    net = U.Sequential(
+        U.Dense(4, activation="relu"),
+        U.Dense(4, activation="relu"),
+        U.Dense(4, activation="relu"),
+    )
+    tied = U.Sequential(U.Dense(4), U.Dense(4), U.Dense(4))
+    U.share(net[2], net[1])
+    del tied
+    return net, (1, 2)
+
+
+def _reuse():
+    layer = U.Dense(4, activation="relu")
+    return U.Sequential(U.Dense(4, activation="relu"), layer, layer), (1, 2)
+
+
+WAYS = {"params=": _gluon_style, "share()": _share_call, "reuse": _reuse}
+
+
+@pytest.mark.parametrize("way", sorted(WAYS))
+def test_three_ways_to_share_mean_the_same(backend, way):
+    """S7.1: one object, listed once, gradient summed, updated once, tie recorded."""
+    net, (i, j) = WAYS[way]()
+    net.initialize()
+    x = native(backend, np.random.default_rng(0).standard_normal((2, 4)))
+    net(x)
+    assert net[i].weight is net[j].weight
+    assert list(net.params(".*weight")) == ["0.weight", f"{i}.weight"]
+    assert net.ties() == {f"{j}.weight": f"{i}.weight", f"{j}.bias": f"{i}.bias"}
+    w = net[i].weight.numpy()
+    w[0, 0] = 42.0
+    net[i].weight.set_data(w)
+    assert host(backend, net[j].weight.data())[0, 0] == 42.0
+    opt = U.SGD(net.params(), lr=0.1)
+    U.value_and_grad(lambda n, x: U.ops.sum(n(x)))(net, x)
+    before = net[i].weight.numpy()
+    grad = host(backend, net[i].weight.grad())
+    opt.step()
+    assert_close(net[j].weight.numpy(), before - 0.1 * grad, "updated once")
+
+
+def test_share_rejects_incompatible_shapes(backend):
+    """S7.1: share() needs agreeing (or deferred-compatible) shapes, else ShapeError."""
+    a, b = U.Dense(4, in_units=3), U.Dense(4, in_units=5)
+    with pytest.raises(U.ShapeError, match="weight"):
+        U.share(b, a)
+    deferred = U.Dense(4)
+    U.share(deferred, a)
+    assert deferred.weight is a.weight
+
+
+def test_freeze_unfreeze_by_pattern(backend):
+    """S7.2: freeze/unfreeze select by regex; ParamDict.freeze; p.frozen."""
+    net = U.Sequential(U.Dense(3, in_units=2), U.Dense(1, in_units=3))
+    U.freeze(net, ".*bias")
+    assert [n for n, p in net.params().items() if p.frozen] == ["0.bias", "1.bias"]
+    U.unfreeze(net)
+    net.params("0\\..*").freeze()
+    assert [n for n, p in net.params().items() if p.frozen] == ["0.weight", "0.bias"]
+    net[0].weight.frozen = False
+    assert [n for n, p in net.params().items() if p.frozen] == ["0.bias"]
+
+
+def _mlp(seed, tie=False):
+    U.seed(seed)
+    layer = U.Dense(3, in_units=3)
+    net = U.Sequential(
+        U.Dense(3, in_units=2), layer, layer if tie else U.Dense(3, in_units=3)
+    )
+    net.initialize()
+    return net
+
+
+def test_average_weighted(backend):
+    """S7.3: average() of same-named parameters, weights normalized to sum 1."""
+    nets = [_mlp(1), _mlp(2), _mlp(3)]
+    out = U.average(nets, weights=[1, 1, 2])
+    for name, p in out.params().items():
+        want = sum(
+            w * n.params()[name].numpy().astype(np.float64)
+            for w, n in zip([0.25, 0.25, 0.5], nets)
+        )
+        assert_close(p.numpy(), want, name)
+    assert out is not nets[0] and backend.is_array(out[0].weight.data())
+
+
+def test_average_into_and_ties(backend):
+    """S7.3: averaging into a net respects ties (a shared parameter is averaged
+    once)."""
+    a, b, into = _mlp(1, tie=True), _mlp(2, tie=True), _mlp(3, tie=True)
+    U.average([a, b], into=into)
+    assert into[1].weight is into[2].weight
+    want = (a[1].weight.numpy().astype(np.float64) + b[1].weight.numpy()) / 2
+    assert_close(into[2].weight.numpy(), want, "tied weight")
+
+
+def test_average_lists_every_mismatch(backend):
+    """S7.3: names or shapes that disagree raise one error listing every mismatch."""
+    a = _mlp(1)
+    b = U.Sequential(U.Dense(3, in_units=4), U.Dense(3, in_units=3))
+    b.initialize()
+    with pytest.raises(U.StructureError) as err:
+        U.average([a, b])
+    msg = str(err.value)
+    assert (
+        "'0.weight'" in msg
+        and "(3, 4)" in msg
+        and "'2.weight'" in msg
+        and "'2.bias'" in msg
+    )
+    tied = _mlp(2, tie=True)
+    with pytest.raises(U.StructureError, match="2.weight"):
+        U.average([a, tied])
+
+
+def test_average_across_backends(backend):
+    """S7.3: nets on different backends average (here: this backend with NumPy)."""
+    a = _mlp(1)
+    with U.use_backend("numpy"):
+        b = _mlp(2)
+    out = U.average([a, b])
+    want = (a[0].weight.numpy().astype(np.float64) + b[0].weight.numpy()) / 2
+    assert_close(out[0].weight.numpy(), want, "cross-backend average")

@@ -1,0 +1,90 @@
+"""unified: neural-network code written once, run on NumPy, PyTorch, MXNet and JAX.
+
+Importing this package imports no framework: a backend is imported when selected.
+
+Example::
+
+    >>> import numpy as np
+    >>> import unified as U
+    >>> U.seed(0)
+    >>> net = U.Sequential(U.Dense(8, activation="relu"), U.Dense(2))
+    >>> net.initialize()
+    >>> net(np.ones((1, 4), "float32")).shape
+    (1, 2)
+"""
+
+from __future__ import annotations
+
+from unified import init, losses, ops, optim
+from unified.autodiff import value_and_grad
+from unified.backend import backends, current_backend, set_backend, use_backend
+from unified.checkpoint import load, port, save
+from unified.errors import (
+    BackendNotAvailableError,
+    BackendPluginError,
+    CheckpointError,
+    DeferredInitializationError,
+    FrozenParameterError,
+    NothingToDifferentiateError,
+    ParameterNotInitializedError,
+    ShapeError,
+    StructureError,
+    UnifiedError,
+)
+from unified.init import seed
+from unified.layers import Activation, Dense, ReLU, Sigmoid, Tanh
+from unified.nets import Net, Sequential
+from unified.optim import SGD, Adam, AdamW, RMSProp, lr_groups
+from unified.parameters import ParamDict, Parameter
+from unified.plugins import BackendInfo, hookimpl
+from unified.sharing import average, freeze, share, unfreeze
+from unified.trainer import Trainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Activation",
+    "Adam",
+    "AdamW",
+    "BackendInfo",
+    "BackendNotAvailableError",
+    "BackendPluginError",
+    "CheckpointError",
+    "Dense",
+    "DeferredInitializationError",
+    "FrozenParameterError",
+    "Net",
+    "NothingToDifferentiateError",
+    "ParamDict",
+    "Parameter",
+    "ParameterNotInitializedError",
+    "RMSProp",
+    "ReLU",
+    "Sequential",
+    "ShapeError",
+    "Sigmoid",
+    "StructureError",
+    "Tanh",
+    "Trainer",
+    "UnifiedError",
+    "average",
+    "backends",
+    "current_backend",
+    "freeze",
+    "hookimpl",
+    "init",
+    "load",
+    "losses",
+    "lr_groups",
+    "ops",
+    "optim",
+    "port",
+    "save",
+    "seed",
+    "set_backend",
+    "share",
+    "unfreeze",
+    "use_backend",
+    "value_and_grad",
+]

@@ -1,0 +1,116 @@
+"""``value_and_grad``: the neutral, functional gradient API (SPEC 5).
+
+The core gathers the trainable parameters' arrays, the backend differentiates a pure
+function of them (the parameters are rebound to the backend's traced arrays while the
+loss runs), and the gradients are written back to ``p.grad()``.
+
+Example::
+
+    >>> import numpy as np
+    >>> import unified as U
+    >>> net = U.Dense(1, in_units=2)
+    >>> net.initialize(U.init.Ones())
+    >>> x = np.ones((3, 2), "float32")
+    >>> loss, grads = U.value_and_grad(lambda n, x: U.ops.sum(n(x)))(net, x)
+    >>> float(loss), net.weight.grad().tolist()
+    (6.0, [[3.0, 3.0]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from unified import backend as _backend
+from unified.errors import NothingToDifferentiateError, UnifiedError
+from unified.nets import Net
+from unified.parameters import Parameter
+
+LossFn = Callable[..., Any]
+
+
+def trainable(net: Net) -> tuple[list[str], list[Parameter]]:
+    """Return the names and parameters of ``net`` that are differentiated."""
+    listing = net._listing()
+    names = [n for n, p in listing.items() if not p.frozen]
+    if not names:
+        raise NothingToDifferentiateError(
+            f"nothing to differentiate: all {len(listing)} parameter(s) of "
+            f"{type(net).__name__} are frozen (or it has none). Unfreeze some with "
+            "unified.unfreeze(net, pattern) or p.frozen = False."
+        )
+    return names, [listing[n] for n in names]
+
+
+def ensure_materialized(net: Net, loss_fn: LossFn, args: tuple[Any, ...]) -> None:
+    """Run ``loss_fn`` once, outside differentiation, if some shape is still
+    deferred."""
+    params = net._listing().values()
+    if any(p._data is None for p in params):
+        loss_fn(net, *args)
+        for p in params:
+            p.data()  # raises the precise error if still missing
+
+
+def backend_of(net: Net, params: list[Parameter]) -> Any:
+    """Return the one backend every parameter lives on."""
+    tables = {id(p._backend): p._backend for p in params}
+    if len(tables) != 1:
+        names = sorted({t.name for t in tables.values() if t is not None})
+        raise UnifiedError(
+            f"the parameters of {type(net).__name__} live on several backends "
+            f"({names});"
+            " a gradient needs them on one. Use unified.port(net, backend) to move it."
+        )
+    return next(iter(tables.values()))
+
+
+def traced_call(
+    net: Net, params: list[Parameter], loss_fn: LossFn, args: tuple[Any, ...]
+) -> Callable[[list[Any]], Any]:
+    """Return ``fn(arrays)`` evaluating the loss with ``params`` rebound to
+    ``arrays``."""
+
+    def fn(arrays: list[Any]) -> Any:
+        saved = [p._data for p in params]
+        for p, a in zip(params, arrays):
+            p._data = a
+        try:
+            return loss_fn(net, *args)
+        finally:
+            for p, a in zip(params, saved):
+                p._data = a
+
+    return fn
+
+
+def value_and_grad(
+    loss_fn: LossFn, accumulate: bool = False
+) -> Callable[..., tuple[Any, dict[str, Any]]]:
+    """Return ``f(net, *args) -> (loss, grads)`` for ``loss_fn(net, *args) -> scalar``.
+
+    After a call, ``p.grad()`` holds this call's gradient for every trainable
+    parameter (zeros where the loss did not reach it); with ``accumulate=True``
+    gradients add up until ``net.zero_grad()``. A shared parameter receives the sum
+    over its uses. Frozen parameters are not differentiated. ``grads`` maps each
+    trainable parameter's name to its gradient (native arrays).
+    """
+
+    def wrapped(net: Net, *args: Any) -> tuple[Any, dict[str, Any]]:
+        ensure_materialized(net, loss_fn, args)
+        names, params = trainable(net)
+        table = backend_of(net, params)
+        previous = _backend._active
+        _backend.activate(table)
+        try:
+            fn = traced_call(net, params, loss_fn, args)
+            value, grads = table.value_and_grad(fn, [p._data for p in params])
+        finally:
+            if previous is not None:
+                _backend.activate(previous)
+        for p, g in zip(params, grads):
+            p._grad = table.add(p._grad, g) if accumulate and p._grad is not None else g
+        return value, dict(zip(names, grads))
+
+    wrapped.__doc__ = f"value_and_grad of {getattr(loss_fn, '__name__', 'loss_fn')}"
+    return wrapped

@@ -1,0 +1,77 @@
+"""Choosing the active backend: ``set_backend``, ``use_backend``, ``UNIFIED_BACKEND``.
+
+The active backend is the one new parameters are created on and the one
+``unified.ops`` dispatches to. A net keeps the backend it was initialized on, and
+calling it activates that backend for the duration of the call.
+
+Example::
+
+    >>> import unified as U
+    >>> with U.use_backend("numpy"):
+    ...     U.current_backend().name
+    'numpy'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from unified import hookspecs
+from unified.plugins import BackendTable, registry
+
+DEFAULT_BACKEND = "numpy"
+_active: BackendTable | None = None
+
+
+def current_backend() -> BackendTable:
+    """Return the active backend's table, selecting the default on first use.
+
+    The default is ``$UNIFIED_BACKEND`` when set, else ``"numpy"``.
+    """
+    if _active is None:
+        return set_backend(os.environ.get("UNIFIED_BACKEND") or DEFAULT_BACKEND)
+    return _active
+
+
+def activate(table: BackendTable) -> None:
+    """Make ``table`` the active backend (no lookup: the table is already built)."""
+    global _active
+    if table is _active:
+        return
+    _active = table
+    from unified import ops
+
+    namespace = vars(ops)
+    for name in hookspecs.MATH_HOOKS:
+        namespace[name] = getattr(table, name)
+
+
+def set_backend(name: str) -> BackendTable:
+    """Select backend ``name`` for everything that follows; return its table.
+
+    Raises :class:`~unified.BackendNotAvailableError` for an unknown or broken
+    backend, listing the available ones and the pip extra of each built-in.
+    """
+    table = registry.get(name)
+    activate(table)
+    return table
+
+
+@contextmanager
+def use_backend(name: str) -> Iterator[BackendTable]:
+    """Select backend ``name`` inside a ``with`` block; restore the previous one
+    after."""
+    previous = _active
+    table = set_backend(name)
+    try:
+        yield table
+    finally:
+        if previous is not None:
+            activate(previous)
+
+
+def backends() -> list[str]:
+    """List the installed backends that load (importing each one's framework)."""
+    return sorted(registry.usable())

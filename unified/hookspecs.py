@@ -1,0 +1,367 @@
+"""The backend contract: one pluggy hookspec per operation a backend provides.
+
+A backend is a module (or any object) whose functions are marked with
+:data:`unified.hookimpl` and carry the names below. It is registered through the
+``unified.backends`` entry-point group, exactly like the four built-in backends::
+
+    [project.entry-points."unified.backends"]
+    mybackend = "my_package.backend"
+
+The core never calls ``pm.hook.<name>(...)`` on the hot path. When a backend is
+selected, each of its implementations is looked up once and stored in a
+:class:`unified.plugins.BackendTable`; ``unified.ops.<name>`` and the layers call the
+table directly. Every hook below is required unless it is listed in
+:data:`OPTIONAL_HOOKS`; a backend missing any is rejected with the full list.
+
+Conventions shared by every hook:
+
+* *native array*: the backend's own array type (``np.ndarray``, ``torch.Tensor``,
+  ``jax.Array``, ``mx.nd.NDArray``). Inside :func:`value_and_grad` a backend may hand
+  its traced stand-ins (tape nodes, tracers) to the math hooks instead; every math
+  hook must accept them.
+* *scalar*: a Python ``float`` or ``int``. Binary math hooks accept a scalar in
+  either position; the result keeps the array's dtype (float32 stays float32).
+* *dtype*: a NumPy dtype name such as ``"float32"``.
+* Math hooks never modify their inputs. Only :func:`assign` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("unified")
+
+Array = Any
+"""A native array of the backend (or, inside ``value_and_grad``, its traced
+stand-in)."""
+
+Axis = int | tuple[int, ...] | None
+
+# ----------------------------------------------------------------------------------
+# Identity and conversion
+# ----------------------------------------------------------------------------------
+
+
+@hookspec
+def backend_info() -> Any:
+    """Describe the backend.
+
+    :returns: a :class:`unified.plugins.BackendInfo` with the backend's ``name``
+        (the entry-point name), the ``framework`` it wraps and its ``version``, and
+        the ``capabilities`` it declares (for example ``{"jit"}``).
+    """
+
+
+@hookspec
+def is_array(x: Any) -> bool:
+    """Tell whether ``x`` is a native array of this backend (or a traced stand-in).
+
+    :param x: any object.
+    :returns: ``True`` for the backend's own array type.
+    """
+
+
+@hookspec
+def asarray(x: Any, dtype: str) -> Array:
+    """Convert host data to a native array of ``dtype``.
+
+    :param x: a ``numpy.ndarray``, a Python scalar, or a native array of this backend.
+        The caller owns ``x`` and never writes to it afterwards, so the result may
+        share its memory (zero-copy) where the framework allows.
+    :param dtype: the NumPy name of the result's dtype.
+    :returns: a native array with ``x``'s shape and the given dtype.
+    """
+
+
+@hookspec
+def to_numpy(x: Array) -> Any:
+    """Return the values of a native array as a ``numpy.ndarray``.
+
+    :param x: a native array (never a traced stand-in).
+    :returns: a NumPy array with the same shape and dtype. It may share memory with
+        ``x``; callers that keep it make their own copy.
+    """
+
+
+@hookspec
+def zeros(shape: tuple[int, ...], dtype: str) -> Array:
+    """Return a new native array of zeros.
+
+    :param shape: the shape, every dimension known.
+    :param dtype: the NumPy name of the dtype.
+    """
+
+
+@hookspec
+def zeros_like(x: Array) -> Array:
+    """Return a new native array of zeros with ``x``'s shape and dtype."""
+
+
+@hookspec
+def astype(x: Array, dtype: str) -> Array:
+    """Return ``x`` cast to ``dtype`` (differentiable for float dtypes)."""
+
+
+@hookspec
+def assign(target: Array, value: Array) -> Array:
+    """Store ``value`` in ``target``, in place where the framework allows.
+
+    Used by optimizers and ``set_data``. Backends with mutable arrays (NumPy,
+    PyTorch, MXNet) copy ``value`` into ``target`` and return ``target``, so
+    references to the parameter's array stay valid; immutable backends (JAX)
+    return ``value``.
+
+    :param target: the parameter's current native array.
+    :param value: a native array with the same shape and dtype.
+    :returns: the array that now holds the parameter's value.
+    """
+
+
+# ----------------------------------------------------------------------------------
+# Differentiation
+# ----------------------------------------------------------------------------------
+
+
+@hookspec
+def value_and_grad(
+    fn: Callable[[list[Array]], Array], arrays: Sequence[Array]
+) -> tuple[Array, list[Array]]:
+    """Evaluate ``fn(arrays)`` and its gradient with respect to every array.
+
+    :param fn: a function of a list of arrays returning a scalar (0-d) array. It may
+        call any math hook, any number of times, on any of the arrays.
+    :param arrays: the native arrays to differentiate with respect to. The backend
+        may pass traced stand-ins of them to ``fn``; the originals must not be
+        modified and must not carry gradient state afterwards.
+    :returns: ``(value, grads)``: the value as a 0-d native array detached from any
+        graph, and one native gradient per input, same shape and dtype, zeros for an
+        input that ``fn`` did not use. No state leaks from one call to the next.
+    """
+
+
+@hookspec
+def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile a pure function of native arrays (optional: declares capability ``jit``).
+
+    :param fn: a function whose arguments and results are (nested lists of) native
+        arrays and whose Python control flow does not depend on array values.
+    :returns: a callable with the same signature, compiled once per input structure
+        and shapes, and reused.
+    """
+
+
+# ----------------------------------------------------------------------------------
+# Math: elementwise (binary ops broadcast as NumPy does)
+# ----------------------------------------------------------------------------------
+
+
+@hookspec
+def add(a: Array, b: Array) -> Array:
+    """Return ``a + b``."""
+
+
+@hookspec
+def subtract(a: Array, b: Array) -> Array:
+    """Return ``a - b``."""
+
+
+@hookspec
+def multiply(a: Array, b: Array) -> Array:
+    """Return ``a * b``."""
+
+
+@hookspec
+def divide(a: Array, b: Array) -> Array:
+    """Return ``a / b`` (true division)."""
+
+
+@hookspec
+def maximum(a: Array, b: Array) -> Array:
+    """Return the elementwise maximum; on ties the gradient is split in half."""
+
+
+@hookspec
+def minimum(a: Array, b: Array) -> Array:
+    """Return the elementwise minimum; on ties the gradient is split in half."""
+
+
+@hookspec
+def power(x: Array, exponent: float) -> Array:
+    """Return ``x ** exponent`` for a scalar exponent."""
+
+
+@hookspec
+def negative(x: Array) -> Array:
+    """Return ``-x``."""
+
+
+@hookspec
+def exp(x: Array) -> Array:
+    """Return ``e ** x``."""
+
+
+@hookspec
+def log(x: Array) -> Array:
+    """Return the natural logarithm."""
+
+
+@hookspec
+def log1p(x: Array) -> Array:
+    """Return ``log(1 + x)``, accurate for small ``x``."""
+
+
+@hookspec
+def sqrt(x: Array) -> Array:
+    """Return the square root."""
+
+
+@hookspec
+def square(x: Array) -> Array:
+    """Return ``x * x``."""
+
+
+@hookspec
+def abs(x: Array) -> Array:
+    """Return ``|x|``; the gradient at 0 is 0."""
+
+
+# ----------------------------------------------------------------------------------
+# Math: activations
+# ----------------------------------------------------------------------------------
+
+
+@hookspec
+def relu(x: Array) -> Array:
+    """Return ``max(x, 0)``; the gradient at 0 is 0."""
+
+
+@hookspec
+def sigmoid(x: Array) -> Array:
+    """Return ``1 / (1 + exp(-x))``."""
+
+
+@hookspec
+def tanh(x: Array) -> Array:
+    """Return the hyperbolic tangent."""
+
+
+@hookspec
+def softmax(x: Array, axis: int) -> Array:
+    """Return the softmax along ``axis`` (numerically stable)."""
+
+
+@hookspec
+def log_softmax(x: Array, axis: int) -> Array:
+    """Return the log of the softmax along ``axis`` (numerically stable)."""
+
+
+# ----------------------------------------------------------------------------------
+# Math: linear algebra
+# ----------------------------------------------------------------------------------
+
+
+@hookspec
+def matmul(a: Array, b: Array) -> Array:
+    """Return the matrix product with NumPy's ``matmul`` semantics (batched, >= 2-d)."""
+
+
+@hookspec
+def linear(x: Array, weight: Array, bias: Array | None) -> Array:
+    """Return ``x @ weight.T + bias``: the fully connected layer.
+
+    :param x: input of shape ``(..., in_units)``.
+    :param weight: ``(units, in_units)``, the (out, in) layout of Gluon and PyTorch.
+    :param bias: ``(units,)`` or ``None`` for no bias.
+    :returns: ``(..., units)``.
+    """
+
+
+# ----------------------------------------------------------------------------------
+# Math: reductions and shapes
+# ----------------------------------------------------------------------------------
+
+
+@hookspec
+def sum(x: Array, axis: Axis, keepdims: bool) -> Array:
+    """Return the sum over ``axis`` (all axes when ``None``)."""
+
+
+@hookspec
+def mean(x: Array, axis: Axis, keepdims: bool) -> Array:
+    """Return the mean over ``axis`` (all axes when ``None``)."""
+
+
+@hookspec
+def max(x: Array, axis: Axis, keepdims: bool) -> Array:
+    """Return the maximum over ``axis``; the gradient is shared evenly among ties."""
+
+
+@hookspec
+def reshape(x: Array, shape: tuple[int, ...]) -> Array:
+    """Return ``x`` with a new shape (one dimension may be ``-1``)."""
+
+
+@hookspec
+def transpose(x: Array, axes: tuple[int, ...] | None) -> Array:
+    """Return ``x`` with its axes permuted (reversed when ``axes`` is ``None``)."""
+
+
+@hookspec
+def one_hot(indices: Array, depth: int, dtype: str) -> Array:
+    """Return one-hot rows for integer ``indices`` (not differentiable).
+
+    :param indices: integer labels of shape ``(n,)`` (any integer or float dtype
+        holding whole numbers).
+    :param depth: the number of classes.
+    :returns: ``(n, depth)`` array of ``dtype``.
+    """
+
+
+OPTIONAL_HOOKS: frozenset[str] = frozenset({"jit"})
+"""Hooks a backend may leave out; each one it implements adds a capability."""
+
+MATH_HOOKS: tuple[str, ...] = (
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "maximum",
+    "minimum",
+    "power",
+    "negative",
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "square",
+    "abs",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "matmul",
+    "linear",
+    "sum",
+    "mean",
+    "max",
+    "reshape",
+    "transpose",
+    "one_hot",
+    "astype",
+    "zeros",
+    "zeros_like",
+)
+"""The hooks re-exported as ``unified.ops``: the math a custom ``forward`` may use."""
+
+
+def hook_names() -> tuple[str, ...]:
+    """Return the name of every hookspec in this module, in definition order."""
+    return tuple(
+        name
+        for name, obj in globals().items()
+        if callable(obj) and hasattr(obj, "unified_spec")
+    )

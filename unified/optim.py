@@ -1,0 +1,549 @@
+"""Optimizers with torch.optim's formulas, written once in backend ops (SPEC 6).
+
+Each update has two halves: ``coefficients`` runs on the host in float64 (learning
+rate times ``lr_mult``, bias corrections, the step count) and ``rule`` applies them
+with backend ops. The coefficients are Python floats cast once by the backend op,
+or, in a compiled JAX step, inputs of the compiled function, so changing ``lr`` or
+``lr_mult`` between steps is always honoured.
+
+Example::
+
+    >>> import numpy as np
+    >>> import unified as U
+    >>> net = U.Dense(1, in_units=2); net.initialize(U.init.Ones())
+    >>> opt = U.optim.SGD(net.params(), lr=0.1, momentum=0.9)
+    >>> _ = U.value_and_grad(lambda n: U.ops.sum(n.weight.data()))(net)
+    >>> opt.step(); net.weight.numpy().tolist()
+    [[0.8999999761581543, 0.8999999761581543]]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from unified.nets import Net
+from unified.parameters import ParamDict, Parameter
+
+Group = dict[str, Any]
+Arrays = dict[str, Any]
+Coeffs = dict[str, float]
+
+
+class Optimizer:
+    """Base class: parameter groups, per-parameter state keyed by identity and name.
+
+    ``params`` is a ``ParamDict``, a list of them (or of parameters), or a list of
+    group dicts ``{"params": ..., "lr": ..., ...}`` whose keys override the
+    defaults. A parameter listed twice is updated once (its first group wins).
+    """
+
+    defaults: dict[str, Any] = {}
+    state_keys: tuple[str, ...] = ()
+
+    def __init__(self, params: Any, lr: float, **hyper: Any) -> None:
+        if lr is None or not isinstance(lr, (int, float)) or lr < 0:
+            raise ValueError(f"lr must be a non-negative number, got {lr!r}")
+        self.defaults = {**type(self).defaults, "lr": float(lr), **hyper}
+        self.param_groups: list[Group] = []
+        self._names: dict[int, str] = {}
+        seen: set[int] = set()
+        for group in _as_groups(params):
+            unknown = set(group) - set(self.defaults) - {"params"}
+            if unknown:
+                raise ValueError(
+                    f"unknown option(s) {sorted(unknown)} in a parameter group of "
+                    f"{type(self).__name__}; valid options: {sorted(self.defaults)}"
+                )
+            members = []
+            for name, p in group["params"]:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    members.append(p)
+                    self._names.setdefault(id(p), name)
+            self.param_groups.append({**self.defaults, **group, "params": members})
+        self.state: dict[int, dict[str, Any]] = {}
+
+    def _any(self, option: str) -> bool:
+        """Whether some group turns ``option`` on (decides which state arrays exist)."""
+        return any(bool(g[option]) for g in self.param_groups)
+
+    # -- learning rate -----------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first group; setting it sets every group's."""
+        return float(self.param_groups[0]["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.param_groups:
+            group["lr"] = float(value)
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Gluon's spelling of ``opt.lr = lr``."""
+        self.lr = lr
+
+    # -- the two halves of an update -------------------------------------------------
+    def static(self, group: Group, p: Parameter) -> tuple[Any, ...]:
+        """The structure of the update (which terms exist); compiled steps key on it."""
+        return ()
+
+    def coefficients(self, group: Group, p: Parameter, step: int) -> Coeffs:
+        """Host-side float64 scalars of step number ``step`` (1 for the first)."""
+        raise NotImplementedError
+
+    def rule(
+        self,
+        B: Any,
+        w: Any,
+        g: Any,
+        s: Arrays,
+        c: Mapping[str, Any],
+        static: tuple[Any, ...],
+    ) -> tuple[Any, Arrays]:
+        """Return the new value and state arrays, written with backend ``B``'s ops."""
+        raise NotImplementedError
+
+    # -- stepping --------------------------------------------------------------------
+    def entries(self) -> Iterable[tuple[Group, Parameter]]:
+        """Yield ``(group, parameter)`` for every parameter that steps now."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if not p.frozen and p._data is not None:
+                    yield group, p
+
+    def state_for(self, p: Parameter) -> dict[str, Any]:
+        """Return (creating on first use) the state of ``p``: arrays and ``step``."""
+        st = self.state.get(id(p))
+        if st is None:
+            B: Any = p._backend
+            st = {
+                "step": 0,
+                "arrays": {k: B.zeros_like(p._data) for k in self.state_keys},
+            }
+            self.state[id(p)] = st
+        return st
+
+    def step(self) -> None:
+        """Update every trainable parameter from its current gradient.
+
+        Frozen parameters are skipped entirely (no decay, no momentum, no step
+        count); parameters without a gradient yet use zeros.
+        """
+        for group, p in self.entries():
+            B: Any = p._backend
+            st = self.state_for(p)
+            st["step"] += 1
+            grad = p._grad if p._grad is not None else B.zeros_like(p._data)
+            c = self.coefficients(group, p, st["step"])
+            new, st["arrays"] = self.rule(
+                B, p._data, grad, st["arrays"], c, self.static(group, p)
+            )
+            p._data = B.assign(p._data, new)
+
+    def zero_grad(self) -> None:
+        """Reset the gradients of every parameter this optimizer updates."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.zero_grad()
+
+    # -- persistence -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Return the state keyed by parameter name: NumPy arrays and step counts."""
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                st = self.state.get(id(p))
+                if st is not None:
+                    arrays = {
+                        k: np.array(p._backend.to_numpy(v), copy=True)
+                        for k, v in st["arrays"].items()
+                    }
+                    state[self._names[id(p)]] = {"step": st["step"], **arrays}
+        groups = [
+            {
+                **{k: v for k, v in g.items() if k != "params"},
+                "params": [self._names[id(p)] for p in g["params"]],
+            }
+            for g in self.param_groups
+        ]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output; parameters are matched by name."""
+        by_name = {
+            self._names[id(p)]: p for g in self.param_groups for p in g["params"]
+        }
+        problems = [
+            f"unknown parameter {n!r}" for n in state_dict["state"] if n not in by_name
+        ]
+        for name, entry in state_dict["state"].items():
+            p = by_name.get(name)
+            for key in self.state_keys:
+                if p is not None and np.shape(entry.get(key)) != p.shape:
+                    problems.append(
+                        f"{name}.{key}: expected shape {p.shape}, "
+                        f"got {np.shape(entry.get(key))}"
+                    )
+        groups = state_dict.get("param_groups", [])
+        if groups and len(groups) != len(self.param_groups):
+            problems.append(
+                f"{len(groups)} parameter groups saved, {len(self.param_groups)} here"
+            )
+        if problems:
+            raise ValueError(
+                f"cannot load the state of {type(self).__name__}: "
+                + "; ".join(problems)
+            )
+        for mine, saved in zip(self.param_groups, groups):
+            mine.update({k: v for k, v in saved.items() if k != "params"})
+        for name, entry in state_dict["state"].items():
+            p = by_name[name]
+            B: Any = p._backend
+            arrays = {
+                k: B.asarray(np.array(entry[k], dtype=p.dtype), p.dtype)
+                for k in self.state_keys
+            }
+            self.state[id(p)] = {"step": int(entry["step"]), "arrays": arrays}
+
+
+def _as_groups(params: Any) -> list[dict[str, Any]]:
+    """Normalize every accepted ``params`` form to groups of ``(name, parameter)``."""
+    if isinstance(params, Net):
+        raise TypeError("pass net.params(), not the net itself, to an optimizer")
+    if isinstance(params, (ParamDict, Parameter, dict)):
+        params = [params]
+    groups = []
+    for entry in params:
+        group = entry if isinstance(entry, dict) else {"params": entry}
+        members = group["params"]
+        pairs: list[tuple[str, Parameter]] = []
+        for item in members if isinstance(members, list) else [members]:
+            if isinstance(item, ParamDict):
+                pairs.extend(item.items())
+            elif isinstance(item, Parameter):
+                pairs.append((item.name, item))
+            else:
+                raise TypeError(
+                    f"optimizer params must be ParamDicts or Parameters, got "
+                    f"{type(item).__name__}"
+                )
+        groups.append({**group, "params": pairs})
+    if not any(g["params"] for g in groups):
+        raise ValueError("the optimizer got an empty parameter list")
+    return groups
+
+
+def lr_groups(net: Net, patterns: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Build parameter groups from ``{regex: lr}`` (first full match wins).
+
+    Parameters that match no pattern form a last group that keeps the optimizer's
+    base learning rate.
+
+    Example::
+
+        >>> import unified as U
+        >>> net = U.Sequential(U.Dense(4, in_units=3), U.Dense(2, in_units=4))
+        >>> [(list(g["params"]), g.get("lr"))
+        ...  for g in U.lr_groups(net, {"0\\\\..*": 0.1})]
+        [(['0.weight', '0.bias'], 0.1), (['1.weight', '1.bias'], None)]
+    """
+    compiled = []
+    for pattern, lr in patterns.items():
+        try:
+            compiled.append((re.compile(pattern), float(lr)))
+        except re.error as exc:
+            raise ValueError(f"invalid lr_groups pattern {pattern!r}: {exc}") from None
+    buckets: dict[int, dict[str, Parameter]] = {i: {} for i in range(len(compiled) + 1)}
+    for name, p in net._listing().items():
+        index = next(
+            (i for i, (c, _) in enumerate(compiled) if c.fullmatch(name)), len(compiled)
+        )
+        buckets[index][name] = p
+    groups: list[dict[str, Any]] = [
+        {"params": ParamDict(buckets[i]), "lr": lr}
+        for i, (_, lr) in enumerate(compiled)
+        if buckets[i]
+    ]
+    if buckets[len(compiled)]:
+        groups.append({"params": ParamDict(buckets[len(compiled)])})
+    return groups
+
+
+class SGD(Optimizer):
+    """SGD with momentum, dampening, Nesterov and coupled weight decay (torch.optim).
+
+    ``g = grad + wd*wd_mult*w``; ``buf = momentum*buf + (1-dampening)*g`` (``buf = g``
+    at the first step); ``g = g + momentum*buf`` with Nesterov, else ``buf``;
+    ``w = w - lr*lr_mult*g``.
+    """
+
+    defaults = {
+        "momentum": 0.0,
+        "dampening": 0.0,
+        "nesterov": False,
+        "weight_decay": 0.0,
+    }
+    state_keys: tuple[str, ...] = ("momentum_buffer",)
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(
+                "Nesterov momentum requires momentum > 0 and dampening = 0"
+            )
+        super().__init__(
+            params,
+            lr,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+        )
+        if not self._any("momentum"):
+            self.state_keys = ()
+
+    def static(self, group: Group, p: Parameter) -> tuple[Any, ...]:
+        return (
+            group["weight_decay"] * p.wd_mult != 0,
+            group["momentum"] != 0,
+            bool(group["nesterov"]),
+        )
+
+    def coefficients(self, group: Group, p: Parameter, step: int) -> Coeffs:
+        momentum = float(group["momentum"])
+        first = step == 1
+        return {
+            "lr": float(group["lr"]) * p.lr_mult,
+            "wd": float(group["weight_decay"]) * p.wd_mult,
+            "momentum": momentum,
+            "keep": 0.0 if first else momentum,
+            "fresh": 1.0 if first else 1.0 - float(group["dampening"]),
+        }
+
+    def rule(
+        self,
+        B: Any,
+        w: Any,
+        g: Any,
+        s: Arrays,
+        c: Mapping[str, Any],
+        static: tuple[Any, ...],
+    ) -> tuple[Any, Arrays]:
+        decay, use_momentum, nesterov = static
+        if decay:
+            g = B.add(g, B.multiply(w, c["wd"]))
+        if use_momentum:
+            buf = B.add(
+                B.multiply(s["momentum_buffer"], c["keep"]), B.multiply(g, c["fresh"])
+            )
+            s = {**s, "momentum_buffer": buf}
+            g = B.add(g, B.multiply(buf, c["momentum"])) if nesterov else buf
+        return B.subtract(w, B.multiply(g, c["lr"])), s
+
+
+class Adam(Optimizer):
+    """Adam (torch.optim): epsilon added after bias-correcting ``sqrt(v)``.
+
+    ``m = b1*m + (1-b1)*g``; ``v = b2*v + (1-b2)*g*g``;
+    ``w = w - lr/(1-b1**t) * m / (sqrt(v)/sqrt(1-b2**t) + eps)``; ``t`` per parameter;
+    coupled L2 decay ``g + wd*w`` (AdamW decouples it).
+    """
+
+    defaults = {
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+    }
+    state_keys: tuple[str, ...] = ("exp_avg", "exp_avg_sq")
+    decoupled = False
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        super().__init__(
+            params,
+            lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+        )
+        if self._any("amsgrad"):
+            self.state_keys = (*self.state_keys, "max_exp_avg_sq")
+
+    def static(self, group: Group, p: Parameter) -> tuple[Any, ...]:
+        return (group["weight_decay"] * p.wd_mult != 0, bool(group["amsgrad"]))
+
+    def coefficients(self, group: Group, p: Parameter, step: int) -> Coeffs:
+        b1, b2 = (float(b) for b in group["betas"])
+        lr = float(group["lr"]) * p.lr_mult
+        wd = float(group["weight_decay"]) * p.wd_mult
+        return {
+            "b1": b1,
+            "1-b1": 1.0 - b1,
+            "b2": b2,
+            "1-b2": 1.0 - b2,
+            "step_size": lr / (1.0 - b1**step),
+            "bc2_sqrt": math.sqrt(1.0 - b2**step),
+            "eps": float(group["eps"]),
+            "wd": wd,
+            "decay": 1.0 - lr * wd,
+        }
+
+    def rule(
+        self,
+        B: Any,
+        w: Any,
+        g: Any,
+        s: Arrays,
+        c: Mapping[str, Any],
+        static: tuple[Any, ...],
+    ) -> tuple[Any, Arrays]:
+        decay, amsgrad = static
+        if decay and self.decoupled:
+            w = B.multiply(w, c["decay"])
+        elif decay:
+            g = B.add(g, B.multiply(w, c["wd"]))
+        m = B.add(B.multiply(s["exp_avg"], c["b1"]), B.multiply(g, c["1-b1"]))
+        v = B.add(
+            B.multiply(s["exp_avg_sq"], c["b2"]),
+            B.multiply(B.multiply(g, g), c["1-b2"]),
+        )
+        new = {"exp_avg": m, "exp_avg_sq": v}
+        if amsgrad:
+            v = new["max_exp_avg_sq"] = B.maximum(s["max_exp_avg_sq"], v)
+        denom = B.add(B.divide(B.sqrt(v), c["bc2_sqrt"]), c["eps"])
+        return B.subtract(w, B.multiply(B.divide(m, denom), c["step_size"])), new
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``w = w * (1 - lr*wd)`` before the Adam
+    step."""
+
+    decoupled = True
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSProp(Optimizer):
+    """RMSProp (torch.optim): epsilon outside the square root.
+
+    ``sq = alpha*sq + (1-alpha)*g*g``; ``avg = sqrt(sq) + eps`` (centered:
+    ``sqrt(sq - ga*ga) + eps`` with ``ga = alpha*ga + (1-alpha)*g``); with momentum
+    ``buf = momentum*buf + g/avg``, ``w = w - lr*buf``, else ``w = w - lr*g/avg``.
+    """
+
+    defaults = {
+        "alpha": 0.99,
+        "eps": 1e-8,
+        "momentum": 0.0,
+        "centered": False,
+        "weight_decay": 0.0,
+    }
+    state_keys: tuple[str, ...] = ("square_avg",)
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        momentum: float = 0.0,
+        centered: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(
+            params,
+            lr,
+            alpha=alpha,
+            eps=eps,
+            momentum=momentum,
+            centered=centered,
+            weight_decay=weight_decay,
+        )
+        self.state_keys = (
+            "square_avg",
+            *(("momentum_buffer",) if self._any("momentum") else ()),
+            *(("grad_avg",) if self._any("centered") else ()),
+        )
+
+    def static(self, group: Group, p: Parameter) -> tuple[Any, ...]:
+        return (
+            group["weight_decay"] * p.wd_mult != 0,
+            group["momentum"] != 0,
+            bool(group["centered"]),
+        )
+
+    def coefficients(self, group: Group, p: Parameter, step: int) -> Coeffs:
+        alpha = float(group["alpha"])
+        return {
+            "lr": float(group["lr"]) * p.lr_mult,
+            "alpha": alpha,
+            "1-alpha": 1 - alpha,
+            "eps": float(group["eps"]),
+            "momentum": float(group["momentum"]),
+            "wd": float(group["weight_decay"]) * p.wd_mult,
+        }
+
+    def rule(
+        self,
+        B: Any,
+        w: Any,
+        g: Any,
+        s: Arrays,
+        c: Mapping[str, Any],
+        static: tuple[Any, ...],
+    ) -> tuple[Any, Arrays]:
+        decay, use_momentum, centered = static
+        if decay:
+            g = B.add(g, B.multiply(w, c["wd"]))
+        sq = B.add(
+            B.multiply(s["square_avg"], c["alpha"]),
+            B.multiply(B.multiply(g, g), c["1-alpha"]),
+        )
+        new = {"square_avg": sq}
+        if centered:
+            ga = new["grad_avg"] = B.add(
+                B.multiply(s["grad_avg"], c["alpha"]), B.multiply(g, c["1-alpha"])
+            )
+            sq = B.subtract(sq, B.multiply(ga, ga))
+        avg = B.add(B.sqrt(sq), c["eps"])
+        if use_momentum:
+            buf = new["momentum_buffer"] = B.add(
+                B.multiply(s["momentum_buffer"], c["momentum"]), B.divide(g, avg)
+            )
+            return B.subtract(w, B.multiply(buf, c["lr"])), new
+        return B.subtract(w, B.multiply(B.divide(g, avg), c["lr"])), new
+
+
+RMSprop = RMSProp

@@ -1,0 +1,166 @@
+"""``Trainer``: one call per training step (forward, backward, optimizer update).
+
+On a backend with the ``jit`` capability (JAX), the whole step is compiled into one
+function of (parameters, optimizer state, coefficients, batch). It is compiled once
+per structure (which parameters train, which update terms exist, the loss function)
+and reused for every input shape the backend's jit caches; learning rates,
+``lr_mult``/``wd_mult`` values and bias corrections are inputs, so changing them
+never reuses a stale value. Elsewhere the step is ``value_and_grad`` followed by
+``optimizer.step()``.
+
+Example::
+
+    >>> import numpy as np
+    >>> import unified as U
+    >>> net = U.Dense(1, in_units=2); net.initialize(U.init.Zeros())
+    >>> trainer = U.Trainer(net, U.optim.SGD(net.params(), lr=0.5))
+    >>> x, y = np.ones((4, 2), "float32"), np.ones((4, 1), "float32")
+    >>> def loss_fn(net, x, y):
+    ...     return U.losses.mse_loss(net(x), y)
+    >>> float(trainer.step(loss_fn, x, y))
+    1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from unified import backend as _backend
+from unified.autodiff import (
+    LossFn,
+    backend_of,
+    ensure_materialized,
+    traced_call,
+    trainable,
+    value_and_grad,
+)
+from unified.nets import Net
+from unified.optim import Optimizer
+
+
+class Trainer:
+    """Train ``net`` with ``optimizer``; ``step(loss_fn, *batch)`` returns the loss.
+
+    Arguments:
+        net: the model.
+        optimizer: an optimizer built over (some of) ``net``'s parameters.
+        compile: use the backend's ``jit`` when it has one (default ``True``).
+    """
+
+    def __init__(self, net: Net, optimizer: Optimizer, compile: bool = True) -> None:
+        self.net = net
+        self.optimizer = optimizer
+        self.compile = compile
+        self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
+        self._compiled: dict[Any, Callable[..., Any]] = {}
+
+    @property
+    def compilations(self) -> int:
+        """How many step functions have been built (each compiles once per shape)."""
+        return len(self._compiled)
+
+    def step(self, loss_fn: LossFn, *batch: Any) -> Any:
+        """Run one step on ``batch``; return the loss (a 0-d native array).
+
+        Pass the same ``loss_fn`` object every step: compiled steps are cached by it.
+        """
+        ensure_materialized(self.net, loss_fn, batch)
+        table = backend_of(self.net, list(self.net._listing().values()))
+        if self.compile and "jit" in table.capabilities:
+            return self._compiled_step(table, loss_fn, batch)
+        grad_fn = self._grad_fns.get(loss_fn)
+        if grad_fn is None:
+            grad_fn = self._grad_fns[loss_fn] = value_and_grad(loss_fn)
+        loss, _ = grad_fn(self.net, *batch)
+        self.optimizer.step()
+        return loss
+
+    def _compiled_step(
+        self, table: Any, loss_fn: LossFn, batch: tuple[Any, ...]
+    ) -> Any:
+        opt, net = self.optimizer, self.net
+        _, train = trainable(net)
+        others = [p for p in net._listing().values() if p.frozen]
+        entries = list(opt.entries())
+        states = [opt.state_for(p) for _, p in entries]
+        for st in states:
+            st["step"] += 1
+        coeffs = [
+            {k: np.float32(v) for k, v in opt.coefficients(g, p, st["step"]).items()}
+            for (g, p), st in zip(entries, states)
+        ]
+        statics = tuple(opt.static(g, p) for g, p in entries)
+        key = (
+            loss_fn,
+            tuple(map(id, train)),
+            tuple(map(id, others)),
+            tuple(id(p) for _, p in entries),
+            statics,
+        )
+        fn = self._compiled.get(key)
+        if fn is None:
+            fn = self._compiled[key] = table.jit(
+                _pure_step(net, opt, table, loss_fn, train, others, entries, statics)
+            )
+        previous = _backend._active
+        _backend.activate(table)
+        try:
+            loss, grads, new_ws, new_states = fn(
+                [p._data for p in train],
+                [p._data for p in others],
+                [st["arrays"] for st in states],
+                coeffs,
+                list(batch),
+            )
+        finally:
+            if previous is not None:
+                _backend.activate(previous)
+        for p, g in zip(train, grads):
+            p._grad = g
+        for (_, p), w, st, s in zip(entries, new_ws, states, new_states):
+            p._data = table.assign(p._data, w)
+            st["arrays"] = s
+        return loss
+
+
+def _pure_step(
+    net: Net,
+    opt: Optimizer,
+    table: Any,
+    loss_fn: LossFn,
+    train: list[Any],
+    others: list[Any],
+    entries: list[Any],
+    statics: tuple[Any, ...],
+) -> Callable[..., Any]:
+    """Build the pure function the backend compiles: loss, grads, new values, state."""
+    position = {id(p): i for i, p in enumerate(train)}
+
+    def step(
+        train_arrays: list[Any],
+        other_arrays: list[Any],
+        state_arrays: list[Any],
+        coeffs: list[Any],
+        batch: list[Any],
+    ) -> Any:
+        saved = [p._data for p in others]
+        for p, a in zip(others, other_arrays):
+            p._data = a
+        try:
+            fn = traced_call(net, train, loss_fn, tuple(batch))
+            value, grads = table.value_and_grad(fn, train_arrays)
+        finally:
+            for p, a in zip(others, saved):
+                p._data = a
+        new_ws, new_states = [], []
+        for (_, p), s, c, static in zip(entries, state_arrays, coeffs, statics):
+            i = position[id(p)]
+            w, s = opt.rule(table, train_arrays[i], grads[i], s, c, static)
+            new_ws.append(w)
+            new_states.append(s)
+        return value, grads, new_ws, new_states
+
+    return step
