@@ -4,9 +4,14 @@ Builds the same case as ``train_step.py`` (same model, batch, optimizer), warms 
 then profiles ``--steps`` unified steps (or native ones with ``--native``) and prints
 the functions with the most time, per step.
 
+``train_step.py`` limits each framework to one thread; to profile the same
+situation set ``OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` (and,
+for JAX, ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false
+intra_op_parallelism_threads=1"``) in the environment.
+
 Usage::
 
-    python benchmarks/profile_step.py jax small
+    OMP_NUM_THREADS=1 python benchmarks/profile_step.py jax small
     python benchmarks/profile_step.py torch large --steps 50 --sort tottime
 """
 
@@ -44,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     total = stats.total_tt  # type: ignore[attr-defined]
+    who = args.native or "unified"
     print(
-        f"{args.backend} {args.model} ({args.native or 'unified'}): {args.steps} steps, "
+        f"{args.backend} {args.model} ({who}): {args.steps} steps, "
         f"{total / args.steps * 1e3:.3f} ms per step under the profiler"
     )
     stats.sort_stats(args.sort).print_stats(args.limit)

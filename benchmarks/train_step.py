@@ -30,7 +30,10 @@ the median of the per-repeat ratios unified / native.
 
 Each backend runs in its own subprocess (so frameworks' thread pools do not share a
 process and a crashing backend cannot take the others down); a backend that fails
-to load or to run is reported and skipped.
+to load or to run is reported and skipped. By default each framework is limited to
+one thread (``--threads 1``): on a small machine shared with other work, kernels
+that split over every core wait on whichever core is busy, and step times then
+vary several-fold from run to run; ``--threads 0`` keeps the frameworks' defaults.
 
 Usage::
 
@@ -124,7 +127,7 @@ def make_batch(model: Model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def unified_loss(net: Any, x: Any, y: Any) -> Any:
-    """The loss passed to ``Trainer.step`` (one object, so compiled steps are reused)."""
+    """The loss given to ``Trainer.step`` (one object: compiled steps are reused)."""
     import unified as U
 
     return U.losses.softmax_cross_entropy(net(x), y)
@@ -147,7 +150,10 @@ def build_unified(
     x = table.asarray(x_np, "float32")
     y = table.asarray(y_np, "int64")
     weights = [
-        (np.array(layer.weight.numpy(), copy=True), np.array(layer.bias.numpy(), copy=True))
+        (
+            np.array(layer.weight.numpy(), copy=True),
+            np.array(layer.bias.numpy(), copy=True),
+        )
         for layer in layers
     ]
     params = list(net.params().values())
@@ -158,7 +164,9 @@ def build_unified(
     return step, params, weights
 
 
-def simple_runner(step: Callable[[], Any], sync: Callable[[Any], None] | None = None) -> Runner:
+def simple_runner(
+    step: Callable[[], Any], sync: Callable[[Any], None] | None = None
+) -> Runner:
     def run(n: int) -> Any:
         loss = None
         for _ in range(n):
@@ -218,7 +226,10 @@ def case_numpy(model: Model) -> Case:
         return loss
 
     return Case(
-        runners={"unified": simple_runner(u_step), "native": simple_runner(native_step)},
+        runners={
+            "unified": simple_runner(u_step),
+            "native": simple_runner(native_step),
+        },
         loss_of=float,
         framework="numpy",
         version=np.__version__,
@@ -256,7 +267,10 @@ def case_torch(model: Model) -> Case:
         return loss
 
     return Case(
-        runners={"unified": simple_runner(u_step), "native": simple_runner(native_step)},
+        runners={
+            "unified": simple_runner(u_step),
+            "native": simple_runner(native_step),
+        },
         loss_of=lambda t: float(t.detach()),
         framework="torch",
         version=torch.__version__,
@@ -455,7 +469,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         return out
     for name in args.models:
         model = MODELS[name]
-        print(f"[{backend}] {name}: {model.describe()} ...", file=sys.stderr, flush=True)
+        print(
+            f"[{backend}] {name}: {model.describe()} ...", file=sys.stderr, flush=True
+        )
         try:
             case = CASES[backend](model)
             result = measure(case, args.repeats, args.steps, args.target_seconds)
@@ -479,12 +495,29 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_isolated(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run :func:`run_backend` in a fresh interpreter; collect its JSON result."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--backends", backend,
-           "--repeats", str(args.repeats), "--models", ",".join(args.models),
-           "--target-seconds", str(args.target_seconds)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        "--backends",
+        backend,
+        "--repeats",
+        str(args.repeats),
+        "--models",
+        ",".join(args.models),
+        "--target-seconds",
+        str(args.target_seconds),
+    ]
     if args.steps is not None:
         cmd += ["--steps", str(args.steps)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+    env = dict(os.environ)
+    if args.threads > 0:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(args.threads)
+        if args.threads == 1:
+            flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flags}".strip()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG) :])  # type: ignore[no-any-return]
@@ -512,7 +545,9 @@ def format_report(results: list[dict[str, Any]], args: argparse.Namespace) -> st
         f"- machine: {platform.machine()}, {os.cpu_count()} logical CPUs, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
         f"- lr {LR}, momentum {MOMENTUM}, float32; repeats {args.repeats}; "
-        f"steps per run {'auto' if args.steps is None else args.steps}",
+        f"steps per run {'auto' if args.steps is None else args.steps}; threads "
+        f"{args.threads or 'framework defaults'}"
+        f"{' (not applied: --in-process)' if args.in_process and args.threads else ''}",
         "- times are medians per step; ratio is the median of per-repeat "
         "unified / native ratios",
         "",
@@ -563,7 +598,9 @@ def format_report(results: list[dict[str, Any]], args: argparse.Namespace) -> st
     for res in results:
         for name, r in res.get("models", {}).items():
             if "steps" in r:
-                lines.append(f"- {res['backend']} {name}: {r['steps']} steps x {r['repeats']}")
+                lines.append(
+                    f"- {res['backend']} {name}: {r['steps']} steps x {r['repeats']}"
+                )
     if checks:
         lines += ["", "Sanity check FAILED (unified and native start differently):", ""]
         lines += checks
@@ -581,7 +618,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(BACKENDS),
         help="comma-separated backends (default: all; unusable ones are skipped)",
     )
-    parser.add_argument("--models", default="large,small", help="comma-separated models")
+    parser.add_argument(
+        "--models", default="large,small", help="comma-separated models"
+    )
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats")
     parser.add_argument(
         "--steps", type=int, default=None, help="steps per run (default: auto)"
@@ -592,11 +631,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.5,
         help="with automatic --steps, aim for runs of about this long",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per framework, set through OMP/MKL/OpenBLAS/XLA environment "
+        "variables of the worker processes; 0 keeps the frameworks' defaults "
+        "(default: 1, the stable choice on a small, shared machine)",
+    )
     parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
     parser.add_argument(
         "--in-process", action="store_true", help="run every backend in this process"
     )
-    parser.add_argument("--output", default=str(REPORT), help="where to write the report")
+    parser.add_argument(
+        "--output", default=str(REPORT), help="where to write the report"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import builtins
 import ctypes
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -138,6 +139,20 @@ def _to_0d(x: Array) -> Array:
         _LIB.MXNDArrayReshape64(x.handle, 0, _NO_DIMS, False, ctypes.byref(handle))
     )
     return _NDArray(handle=handle, writable=x.writable)
+
+
+def _reduce(op: Callable[..., Array], x: Array, axis: Axis, keepdims: bool) -> Array:
+    """Apply the legacy reduction ``op`` with NumPy's result shape.
+
+    Default arguments are left out of the call: each one passed costs MXNet's
+    Python front end about a microsecond.
+    """
+    if axis is None:
+        return op(x, keepdims=True) if keepdims else _to_0d(op(x))
+    if axis == ():  # NumPy reduces nothing; MXNet would reduce everything
+        return _nd.identity(x)
+    out = op(x, axis=axis, keepdims=keepdims)
+    return out if keepdims or not _reduces_all(x, axis) else _to_0d(out)
 
 
 def _reduces_all(x: Array, axis: Axis) -> bool:
@@ -235,6 +250,54 @@ def assign(target: Array, value: Array) -> Array:
 # ----------------------------------------------------------------------------------
 
 
+class _GradBuffers:
+    """Gradient buffers of earlier ``value_and_grad`` calls, reused once released.
+
+    MXNet 1.9 does not pool CPU memory: a fresh gradient buffer of a few megabytes is
+    mapped anew by the C allocator and page-faulted while backward writes it, which
+    costs a 784-512-512-10 MLP step about 1 ms (~40% of forward + backward). Gluon
+    never pays it, its gradient buffers live as long as the parameters. Here a
+    buffer returned by an earlier call is reused only when this pool holds the sole
+    reference to it (the caller dropped or replaced it), and it is then entirely
+    overwritten (grad_req "write") or zero-filled, so no value crosses calls. The
+    pool keeps at most two buffers per input of the latest call (one the caller
+    still holds, one to reuse) and drops the buffers of shapes that call did not use.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[tuple[Any, ...], list[Array]] = {}
+
+    def take(self, keys: list[tuple[Any, ...]]) -> list[Array | None]:
+        """Return a released buffer for each key, or ``None`` where there is none."""
+        out: list[Array | None] = []
+        with self._lock:
+            for key in keys:
+                found = None
+                held = self._free.get(key)
+                if held:
+                    for j in range(len(held)):
+                        # References: the list slot and getrefcount's argument.
+                        if sys.getrefcount(held[j]) == 2:
+                            found = held.pop(j)
+                            break
+                out.append(found)
+        return out
+
+    def keep(self, keys: list[tuple[Any, ...]], grads: list[Array]) -> None:
+        """Remember the buffers just returned; forget everything else but a spare."""
+        fresh: dict[tuple[Any, ...], list[Array]] = {}
+        for key, g in zip(keys, grads, strict=True):
+            fresh.setdefault(key, []).append(g)
+        with self._lock:
+            for key, bufs in fresh.items():
+                bufs.extend(self._free.get(key, ())[: len(bufs)])
+            self._free = fresh
+
+
+_grad_buffers = _GradBuffers()
+
+
 @hookimpl
 def value_and_grad(
     fn: Callable[[list[Array]], Array], arrays: Sequence[Array]
@@ -242,11 +305,14 @@ def value_and_grad(
     prev = _np_on()
     try:
         # Fresh handles sharing the inputs' memory (no copy): the autograd marks and
-        # gradient buffers live on them, never on the caller's arrays. The buffers
-        # are allocated uninitialised (no zero-filling operator per input) with
-        # grad_req "write"; an input that backward() did not reach is given zeros.
+        # the gradient buffers live on them, never on the caller's arrays.
         leaves = [a.detach() for a in arrays]
-        grads = [_nd.empty(a.shape, ctx=a.context, dtype=a.dtype) for a in leaves]
+        keys = [(leaf.shape, leaf.dtype, leaf.context) for leaf in leaves]
+        grads = _grad_buffers.take(keys)
+        for i, g in enumerate(grads):
+            if g is None:
+                shape, dtype, ctx = keys[i]
+                grads[i] = _nd.empty(shape, ctx=ctx, dtype=dtype)
         if leaves:
             mx.autograd.mark_variables(leaves, grads, "write")
         with mx.autograd.record():
@@ -261,9 +327,10 @@ def value_and_grad(
             # ``fn`` returned a constant: no input reaches the output.
             if "not in a computational graph" not in str(exc):
                 raise
-        for i, leaf in enumerate(leaves):
-            if not leaf._fresh_grad:
-                grads[i] = _nd.zeros_like(leaf)
+        for leaf, g in zip(leaves, grads, strict=True):
+            if not leaf._fresh_grad:  # backward did not reach this input
+                _nd.zeros_like(leaf, out=g)
+        _grad_buffers.keep(keys, grads)
         value = out.detach()
         if value.ndim != 0:
             value = _to_0d(value)
@@ -535,14 +602,13 @@ def _broadcast_shapes(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, ...]
 def linear(x: Array, weight: Array, bias: Array | None = None) -> Array:
     prev = _np_on()
     try:
-        return _nd.FullyConnected(
-            x,
-            weight,
-            bias,
-            num_hidden=weight.shape[0],
-            no_bias=bias is None,
-            flatten=False,
+        # The bias is added separately: MXNet 1.9.1's FullyConnected backward leaves
+        # the bias gradient unwritten when the weight is not differentiated (a
+        # frozen weight), which would silently train the bias on garbage.
+        y = _nd.FullyConnected(
+            x, weight, num_hidden=weight.shape[0], no_bias=True, flatten=False
         )
+        return y if bias is None else _nd.broadcast_add(y, bias)
     finally:
         _np_restore(prev)
 
@@ -556,12 +622,7 @@ def linear(x: Array, weight: Array, bias: Array | None = None) -> Array:
 def sum(x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
     prev = _np_on()
     try:
-        if axis == ():
-            return _nd.identity(x)
-        out = _nd.sum(x, axis=axis, keepdims=keepdims)
-        if not keepdims and (axis is None or _reduces_all(x, axis)):
-            out = _to_0d(out)
-        return out
+        return _reduce(_nd.sum, x, axis, keepdims)
     finally:
         _np_restore(prev)
 
@@ -570,12 +631,7 @@ def sum(x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
 def mean(x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
     prev = _np_on()
     try:
-        if axis == ():
-            return _nd.identity(x)
-        out = _nd.mean(x, axis=axis, keepdims=keepdims)
-        if not keepdims and (axis is None or _reduces_all(x, axis)):
-            out = _to_0d(out)
-        return out
+        return _reduce(_nd.mean, x, axis, keepdims)
     finally:
         _np_restore(prev)
 

@@ -155,3 +155,20 @@ def test_deferred_net_differentiates_on_first_call(backend):
         net, native(backend, np.ones((2, 4)))
     )
     assert host(backend, grads["0.weight"]).shape == (3, 4)
+
+
+def test_bias_gradient_with_frozen_weight(backend):
+    """S5.3: freezing only a weight leaves its bias's gradient exact.
+
+    MXNet 1.9.1's FullyConnected skips the bias gradient when the weight is not
+    differentiated; a backend must not inherit that.
+    """
+    net = _mlp(backend)
+    x, y = _data()
+    net[1].weight.frozen = True
+    args = (native(backend, x), native(backend, y, "int64"))
+    _, grads = U.value_and_grad(xent)(net, *args)
+    _, want = _oracle_grads(net, x, y)
+    assert "1.weight" not in grads
+    for name in ("0.weight", "0.bias", "1.bias"):
+        assert_close(host(backend, grads[name]), want[name], name, rtol=1e-4)
