@@ -238,6 +238,14 @@ def _as_groups(params: Any) -> list[dict[str, Any]]:
     return groups
 
 
+def _scaled(B: Any, x: Any, c: Any) -> Any:
+    """``x * c``, skipping the multiply when ``c`` is the host scalar 1.0 (same bits).
+
+    In a compiled step ``c`` is a traced array and the multiply is always done.
+    """
+    return x if type(c) is float and c == 1.0 else B.multiply(x, c)
+
+
 def lr_groups(net: Net, patterns: Mapping[str, float]) -> list[dict[str, Any]]:
     """Build parameter groups from ``{regex: lr}`` (first full match wins).
 
@@ -345,8 +353,12 @@ class SGD(Optimizer):
         if decay:
             g = B.add(g, B.multiply(w, c["wd"]))
         if use_momentum:
-            buf = B.add(
-                B.multiply(s["momentum_buffer"], c["keep"]), B.multiply(g, c["fresh"])
+            keep, fresh = c["keep"], c["fresh"]
+            term = _scaled(B, g, fresh)
+            buf = (
+                term  # first step: 0*buf + g is g, bitwise
+                if type(keep) is float and keep == 0.0
+                else B.add(B.multiply(s["momentum_buffer"], keep), term)
             )
             s = {**s, "momentum_buffer": buf}
             g = B.add(g, B.multiply(buf, c["momentum"])) if nesterov else buf

@@ -88,12 +88,19 @@ class Trainer:
         states = [opt.state_for(p) for _, p in entries]
         for st in states:
             st["step"] += 1
-        coeffs = [
-            {k: np.float32(v) for k, v in opt.coefficients(g, p, st["step"]).items()}
-            for (g, p), st in zip(entries, states)
+        host = [
+            opt.coefficients(g, p, st["step"]) for (g, p), st in zip(entries, states)
         ]
+        names = tuple(tuple(c) for c in host)
+        width = max((len(c) for c in host), default=0)
+        # One float32 array for every coefficient of the step: one host-to-device
+        # transfer instead of one per scalar.
+        coeffs = np.zeros((len(host), width), dtype=np.float32)
+        for row, c in enumerate(host):
+            coeffs[row, : len(c)] = list(c.values())
         statics = tuple(opt.static(g, p) for g, p in entries)
         key = (
+            names,
             loss_fn,
             tuple(map(id, train)),
             tuple(map(id, others)),
@@ -103,7 +110,9 @@ class Trainer:
         fn = self._compiled.get(key)
         if fn is None:
             fn = self._compiled[key] = table.jit(
-                _pure_step(net, opt, table, loss_fn, train, others, entries, statics)
+                _pure_step(
+                    net, opt, table, loss_fn, train, others, entries, statics, names
+                )
             )
         previous = _backend._active
         _backend.activate(table)
@@ -135,6 +144,7 @@ def _pure_step(
     others: list[Any],
     entries: list[Any],
     statics: tuple[Any, ...],
+    names: tuple[tuple[str, ...], ...],
 ) -> Callable[..., Any]:
     """Build the pure function the backend compiles: loss, grads, new values, state."""
     position = {id(p): i for i, p in enumerate(train)}
@@ -143,7 +153,7 @@ def _pure_step(
         train_arrays: list[Any],
         other_arrays: list[Any],
         state_arrays: list[Any],
-        coeffs: list[Any],
+        coeffs: Any,
         batch: list[Any],
     ) -> Any:
         saved = [p._data for p in others]
@@ -156,7 +166,8 @@ def _pure_step(
             for p, a in zip(others, saved):
                 p._data = a
         new_ws, new_states = [], []
-        for (_, p), s, c, static in zip(entries, state_arrays, coeffs, statics):
+        for row, ((_, p), s, static) in enumerate(zip(entries, state_arrays, statics)):
+            c = {k: coeffs[row, j] for j, k in enumerate(names[row])}
             i = position[id(p)]
             w, s = opt.rule(table, train_arrays[i], grads[i], s, c, static)
             new_ws.append(w)
