@@ -549,10 +549,11 @@ def format_report(results: list[dict[str, Any]], args: argparse.Namespace) -> st
         f"{args.threads or 'framework defaults'}"
         f"{' (not applied: --in-process)' if args.in_process and args.threads else ''}",
         "- times are medians per step; ratio is the median of per-repeat "
-        "unified / native ratios",
+        "unified / native ratios (range: lowest and highest of them)",
         "",
-        "| backend | model | unified ms | native ms | ratio | target | ok |",
-        "| --- | --- | ---: | ---: | ---: | ---: | :-: |",
+        "| backend | model | unified ms | native ms | ratio | ratio range | target "
+        "| ok |",
+        "| --- | --- | ---: | ---: | ---: | :-: | ---: | :-: |",
     ]
     notes, compile_rows, checks = [], [], []
     for res in results:
@@ -570,9 +571,10 @@ def format_report(results: list[dict[str, Any]], args: argparse.Namespace) -> st
                 target = TARGETS.get((backend, name)) if label == "native" else None
                 shown = backend if label == "native" else f"{backend} vs {label}"
                 ok = "" if target is None else ("yes" if ratio <= target else "NO")
+                spread = f"{min(r['ratios'][label]):.2f}-{max(r['ratios'][label]):.2f}"
                 lines.append(
                     f"| {shown} | {name} | {_ms(r['median']['unified'])} | "
-                    f"{_ms(r['median'][label])} | {ratio:.2f} | "
+                    f"{_ms(r['median'][label])} | {ratio:.2f} | {spread} | "
                     f"{'-' if target is None else f'<= {target:.2f}'} | {ok} |"
                 )
             if backend == "jax":
@@ -621,14 +623,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--models", default="large,small", help="comma-separated models"
     )
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats")
     parser.add_argument(
         "--steps", type=int, default=None, help="steps per run (default: auto)"
     )
     parser.add_argument(
         "--target-seconds",
         type=float,
-        default=0.5,
+        default=0.15,
         help="with automatic --steps, aim for runs of about this long",
     )
     parser.add_argument(

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from unified import backend as _backend
-from unified.errors import NothingToDifferentiateError, UnifiedError
+from unified.errors import NothingToDifferentiateError, StructureError
 from unified.nets import Net
 from unified.parameters import Parameter
 
@@ -57,7 +57,7 @@ def backend_of(net: Net, params: list[Parameter]) -> Any:
     tables = {id(p._backend): p._backend for p in params}
     if len(tables) != 1:
         names = sorted({t.name for t in tables.values() if t is not None})
-        raise UnifiedError(
+        raise StructureError(
             f"the parameters of {type(net).__name__} live on several backends "
             f"({names});"
             " a gradient needs them on one. Use unified.port(net, backend) to move it."
@@ -110,6 +110,9 @@ def value_and_grad(
                 _backend.activate(previous)
         for p, g in zip(params, grads):
             p._grad = table.add(p._grad, g) if accumulate and p._grad is not None else g
+        for p in net._listing().values():
+            if p.frozen:
+                p._grad = None  # a stale gradient must not resurface after unfreezing
         return value, dict(zip(names, grads))
 
     wrapped.__doc__ = f"value_and_grad of {getattr(loss_fn, '__name__', 'loss_fn')}"

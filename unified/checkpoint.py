@@ -161,34 +161,60 @@ def load(
             problems.append(
                 f"{name!r}: dtype {value.dtype.name} in checkpoint, {p.dtype} in net"
             )
+    opt_state = None
+    if optimizer is not None:
+        opt_state = _optimizer_state(metadata, arrays)
+        if opt_state is None:
+            problems.append(
+                "the checkpoint holds no optimizer state; save it with "
+                "net.save(path, optimizer=opt), or load without optimizer="
+            )
+        elif metadata.get("optimizer_class") != type(optimizer).__name__:
+            problems.append(
+                f"optimizer state was saved by {metadata.get('optimizer_class')}, "
+                f"not {type(optimizer).__name__}"
+            )
+        else:
+            problems += optimizer.check_state_dict(opt_state)
     if problems:
         raise CheckpointError(
             f"cannot load {os.fspath(path)!r} into {type(net).__name__}: "
             f"{len(problems)} problem(s); the net was not changed:\n  "
             + "\n  ".join(problems)
+            + "\nLoad a checkpoint saved from the same architecture (strict=False "
+            "skips names found on one side only)."
         )
+    orphans = []
     for alias, canonical in ties.items():
         if alias in uses and canonical in uses and uses[alias] is not uses[canonical]:
+            orphans.append(uses[alias])
             _retie(net, alias, uses[canonical])
     for name, value in params.items():
         if name in wanted:
             wanted[name].set_data(value)
-    if optimizer is not None and "optimizer" in metadata:
-        host = json.loads(metadata["optimizer"])
-        state = {
-            name: {
-                "step": step,
-                **{
-                    k.rsplit("/", 1)[1]: v
-                    for k, v in arrays.items()
-                    if k.startswith(f"{_OPT_PREFIX}{name}/")
-                },
-            }
-            for name, step in host["steps"].items()
+    if optimizer is not None and opt_state is not None:
+        optimizer.forget(orphans)
+        optimizer.load_state_dict(opt_state)
+
+
+def _optimizer_state(
+    metadata: dict[str, str], arrays: dict[str, np.ndarray]
+) -> dict[str, Any] | None:
+    if "optimizer" not in metadata:
+        return None
+    host = json.loads(metadata["optimizer"])
+    state = {
+        name: {
+            "step": step,
+            **{
+                k.rsplit("/", 1)[1]: v
+                for k, v in arrays.items()
+                if k.startswith(f"{_OPT_PREFIX}{name}/")
+            },
         }
-        optimizer.load_state_dict(
-            {"state": state, "param_groups": host["param_groups"]}
-        )
+        for name, step in host["steps"].items()
+    }
+    return {"state": state, "param_groups": host["param_groups"]}
 
 
 def _tie_problems(alias: str, canonical: str, uses: dict[str, Parameter]) -> list[str]:
@@ -196,6 +222,14 @@ def _tie_problems(alias: str, canonical: str, uses: dict[str, Parameter]) -> lis
     if not _compatible(a.shape, c.shape):
         return [
             f"tie {alias!r} -> {canonical!r}: shapes {a.shape} and {c.shape} differ"
+        ]
+    flags = ("frozen", "lr_mult", "wd_mult")
+    differ = [f for f in flags if getattr(a, f) != getattr(c, f)]
+    if differ:
+        return [
+            f"tie {alias!r} -> {canonical!r}: the net's two parameters differ in "
+            f"{', '.join(differ)}; make them agree before loading (one tied "
+            "parameter has one setting)"
         ]
     return []
 

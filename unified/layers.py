@@ -87,13 +87,18 @@ class Dense(Net):
         self.bias = params["bias"] if use_bias else None
 
     def forward(self, x: Any) -> Any:
-        weight = self.weight
+        weight, bias = self.weight, self.bias
         data = weight._data
-        if data is None or x.shape[-1] != weight._shape[1]:
+        bias_data = None if bias is None else bias._data
+        if (
+            data is None
+            or x.shape[-1] != weight._shape[1]
+            or (bias is not None and bias_data is None)
+        ):
             self._prepare(x)
             data = weight._data
-        bias = self.bias
-        y = ops.linear(x, data, None if bias is None else bias._data)
+            bias_data = None if bias is None else bias.data()
+        y = ops.linear(x, data, bias_data)
         if self.activation is not None:
             y = getattr(ops, self.activation)(y)
         return y
@@ -104,7 +109,7 @@ class Dense(Net):
         features = int(x.shape[-1])
         self.weight._infer((self.units, features), where)
         if self.bias is not None and self.bias._data is None:
-            self.bias._infer((self.units,), where)
+            self.bias._infer((self.units,), where)  # raises if never initialized
 
     def _describe_short(self) -> str:
         return (

@@ -67,6 +67,12 @@ class Net:
             _bump()
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name: str) -> None:
+        if name in self.__dict__.get("_entries", ()):
+            del self._entries[name]
+            _bump()
+        object.__delattr__(self, name)
+
     def _register(self, name: str, value: Net | Parameter) -> None:
         entries = self.__dict__.get("_entries")
         if entries is None:

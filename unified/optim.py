@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from unified.errors import CheckpointError, StructureError
 from unified.nets import Net
 from unified.parameters import ParamDict, Parameter
 
@@ -50,23 +51,52 @@ class Optimizer:
             raise ValueError(f"lr must be a non-negative number, got {lr!r}")
         self.defaults = {**type(self).defaults, "lr": float(lr), **hyper}
         self.param_groups: list[Group] = []
-        self._names: dict[int, str] = {}
+        # Names given by ParamDict keys (plus a group's optional "prefix"); a bare
+        # Parameter is named by p.name when state is saved, so that it gets the
+        # structural name a later net.initialize() gives it.
+        self._names: dict[int, str | None] = {}
         seen: set[int] = set()
         for group in _as_groups(params):
-            unknown = set(group) - set(self.defaults) - {"params"}
+            unknown = set(group) - set(self.defaults) - {"params", "prefix"}
             if unknown:
                 raise ValueError(
                     f"unknown option(s) {sorted(unknown)} in a parameter group of "
-                    f"{type(self).__name__}; valid options: {sorted(self.defaults)}"
+                    f"{type(self).__name__}; valid options: {sorted(self.defaults)} "
+                    "and 'prefix'"
                 )
+            prefix = str(group.get("prefix", ""))
             members = []
             for name, p in group["params"]:
                 if id(p) not in seen:
                     seen.add(id(p))
                     members.append(p)
-                    self._names.setdefault(id(p), name)
+                    self._names[id(p)] = None if name is None else prefix + name
             self.param_groups.append({**self.defaults, **group, "params": members})
         self.state: dict[int, dict[str, Any]] = {}
+        self.names()  # duplicated names are an error now, not a lost state later
+
+    def names(self) -> dict[str, Parameter]:
+        """Map the name each parameter's state is saved under to the parameter.
+
+        Raises :class:`~unified.StructureError` when two parameters share a name
+        (for example the same structural names from two nets).
+        """
+        by_name: dict[str, Parameter] = {}
+        clashes = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                name = self._names.get(id(p)) or p.name
+                if name in by_name:
+                    clashes.append(name)
+                by_name[name] = p
+        if clashes:
+            raise StructureError(
+                f"{type(self).__name__}: several parameters are named {clashes}, so "
+                "their optimizer state could not be saved and restored by name. Give "
+                "each net's group a prefix, e.g. [{'params': gen.params(), 'prefix': "
+                "'gen.'}, {'params': disc.params(), 'prefix': 'disc.'}]."
+            )
+        return by_name
 
     def _any(self, option: str) -> bool:
         """Whether some group turns ``option`` on (decides which state arrays exist)."""
@@ -152,8 +182,18 @@ class Optimizer:
                 p.zero_grad()
 
     # -- persistence -------------------------------------------------------------------
+    def forget(self, params: list[Parameter]) -> None:
+        """Stop updating ``params`` and drop their state (e.g. after re-tying)."""
+        gone = {id(p) for p in params}
+        for group in self.param_groups:
+            group["params"] = [p for p in group["params"] if id(p) not in gone]
+        for key in gone:
+            self.state.pop(key, None)
+            self._names.pop(key, None)
+
     def state_dict(self) -> dict[str, Any]:
         """Return the state keyed by parameter name: NumPy arrays and step counts."""
+        names = {id(p): n for n, p in self.names().items()}
         state = {}
         for group in self.param_groups:
             for p in group["params"]:
@@ -163,43 +203,58 @@ class Optimizer:
                         k: np.array(p._backend.to_numpy(v), copy=True)
                         for k, v in st["arrays"].items()
                     }
-                    state[self._names[id(p)]] = {"step": st["step"], **arrays}
+                    state[names[id(p)]] = {"step": st["step"], **arrays}
         groups = [
             {
                 **{k: v for k, v in g.items() if k != "params"},
-                "params": [self._names[id(p)] for p in g["params"]],
+                "params": [names[id(p)] for p in g["params"]],
             }
             for g in self.param_groups
         ]
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output; parameters are matched by name."""
-        by_name = {
-            self._names[id(p)]: p for g in self.param_groups for p in g["params"]
-        }
-        problems = [
-            f"unknown parameter {n!r}" for n in state_dict["state"] if n not in by_name
-        ]
+    def check_state_dict(self, state_dict: Mapping[str, Any]) -> list[str]:
+        """Return every reason :meth:`load_state_dict` would refuse ``state_dict``."""
+        by_name = self.names()
+        problems = []
         for name, entry in state_dict["state"].items():
             p = by_name.get(name)
+            if p is None:
+                problems.append(f"optimizer state for unknown parameter {name!r}")
+                continue
             for key in self.state_keys:
-                if p is not None and np.shape(entry.get(key)) != p.shape:
+                if key not in entry:
                     problems.append(
-                        f"{name}.{key}: expected shape {p.shape}, "
-                        f"got {np.shape(entry.get(key))}"
+                        f"optimizer state of {name!r} lacks {key!r} (saved by another "
+                        "optimizer or configuration?)"
+                    )
+                elif np.shape(entry[key]) != p.shape:
+                    problems.append(
+                        f"optimizer state {name}.{key}: expected shape {p.shape}, "
+                        f"got {np.shape(entry[key])}"
                     )
         groups = state_dict.get("param_groups", [])
         if groups and len(groups) != len(self.param_groups):
             problems.append(
                 f"{len(groups)} parameter groups saved, {len(self.param_groups)} here"
             )
+        return problems
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output; parameters are matched by name.
+
+        Everything is checked first: on any problem one
+        :class:`~unified.CheckpointError` lists them all and nothing changes.
+        """
+        problems = self.check_state_dict(state_dict)
         if problems:
-            raise ValueError(
+            raise CheckpointError(
                 f"cannot load the state of {type(self).__name__}: "
                 + "; ".join(problems)
+                + ". Load state saved by the same optimizer over the same parameters."
             )
-        for mine, saved in zip(self.param_groups, groups):
+        by_name = self.names()
+        for mine, saved in zip(self.param_groups, state_dict.get("param_groups", [])):
             mine.update({k: v for k, v in saved.items() if k != "params"})
         for name, entry in state_dict["state"].items():
             p = by_name[name]
@@ -221,12 +276,12 @@ def _as_groups(params: Any) -> list[dict[str, Any]]:
     for entry in params:
         group = entry if isinstance(entry, dict) else {"params": entry}
         members = group["params"]
-        pairs: list[tuple[str, Parameter]] = []
+        pairs: list[tuple[str | None, Parameter]] = []
         for item in members if isinstance(members, list) else [members]:
             if isinstance(item, ParamDict):
                 pairs.extend(item.items())
             elif isinstance(item, Parameter):
-                pairs.append((item.name, item))
+                pairs.append((None, item))
             else:
                 raise TypeError(
                     f"optimizer params must be ParamDicts or Parameters, got "

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -113,15 +114,27 @@ class Parameter:
     ) -> None:
         """Initialize this parameter on its own; ``init`` becomes its own initializer.
 
-        Draws with key ``(seed, epoch, self.name)``; an initialized parameter is left
-        unchanged (with a warning) unless ``force_reinit``.
+        The parameter's own initializer wins over every other one, also in later
+        ``net.initialize(..., force_reinit=True)`` calls. Values are drawn with key
+        ``(seed, epoch, self.name)``: the local name (``"weight"``) until a net has
+        initialized the parameter under its structural name. An initialized (or
+        deferred) parameter is left unchanged, with a warning, unless
+        ``force_reinit``.
         """
+        started = self._data is not None or self._pending is not None
+        if started and not force_reinit:
+            warnings.warn(
+                f"parameter {self.name!r} is already initialized and was left "
+                "unchanged; pass force_reinit=True to draw it again.",
+                stacklevel=2,
+            )
+            return
         if init is not None:
             self._own_init = _init.create(init)
         from unified.backend import current_backend
 
         seed, epoch = _init.next_epoch()
-        self._setup(self.name, None, seed, epoch, current_backend(), force_reinit)
+        self._setup(self.name, None, seed, epoch, current_backend(), True)
 
     def _choose_init(self, global_init: _init.Initializer | None) -> tuple[Any, bool]:
         if self._own_init is not None:
@@ -146,7 +159,7 @@ class Parameter:
         Returns ``False`` (and changes nothing) for an initialized parameter without
         ``force_reinit``.
         """
-        if self._data is not None and not force_reinit:
+        if (self._data is not None or self._pending is not None) and not force_reinit:
             return False
         if self._data is not None and backend is not self._backend:
             backend = self._backend  # type: ignore[assignment]  # stays where it lives
@@ -176,6 +189,8 @@ class Parameter:
 
     def _infer(self, shape: Shape, where: str) -> None:
         """Fill unknown dims from a forward pass and draw the recorded init."""
+        if self._data is None and self._pending is None:
+            self._raise_uninitialized()
         if not _compatible(self._shape, shape):
             raise ShapeError(
                 f"{where}: parameter {self.name!r} has shape {self._shape} but the "
@@ -184,8 +199,6 @@ class Parameter:
             )
         self._shape = tuple(shape)
         if self._data is None:
-            if self._pending is None:
-                self._raise_uninitialized()
             self._materialize()
 
     def _raise_uninitialized(self) -> None:
@@ -233,8 +246,8 @@ class Parameter:
         return self._grad
 
     def zero_grad(self) -> None:
-        """Reset the gradient to zeros."""
-        if self._data is not None and not self.frozen:
+        """Reset the gradient to zeros (a frozen parameter's is cleared too)."""
+        if self._data is not None:
             assert self._backend is not None
             self._grad = self._backend.zeros_like(self._data)
 

@@ -42,7 +42,14 @@ def share(dst: Net, src: Net) -> None:
     matches anything), else :class:`~unified.ShapeError` lists every mismatch.
     """
     theirs = src._listing()
-    pairs = [(n, p, theirs[n]) for n, p in dst._listing().items() if n in theirs]
+    mine = dst._listing()
+    pairs = [(n, p, theirs[n]) for n, p in mine.items() if n in theirs]
+    if not pairs:
+        raise StructureError(
+            f"share(dst, src): no parameter names in common (dst has {list(mine)}, src "
+            f"has {list(theirs)}). Share between nets of the same structure, e.g. "
+            "share(net[2], net[1])."
+        )
     bad = [
         f"{n}: {p.shape} vs {q.shape}"
         for n, p, q in pairs
@@ -52,16 +59,17 @@ def share(dst: Net, src: Net) -> None:
         raise ShapeError(
             "cannot share parameters with incompatible shapes (dst vs src): "
             + "; ".join(bad)
+            + ". Shapes must agree wherever both are known."
         )
-    for _name, mine, theirs_p in pairs:
-        if mine is theirs_p:
+    for _name, ours, theirs_p in pairs:
+        if ours is theirs_p:
             continue
         if -1 in theirs_p._shape and theirs_p._data is None:
             theirs_p._shape = tuple(
-                b if a == -1 else a for a, b in zip(theirs_p._shape, mine._shape)
+                b if a == -1 else a for a, b in zip(theirs_p._shape, ours._shape)
             )
         for path, p in list(dst.named_parameters()):
-            if p is mine:
+            if p is ours:
                 owner, leaf = owner_of(dst, path)
                 setattr(owner, leaf, theirs_p)
 

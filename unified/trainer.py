@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from unified import backend as _backend
+from unified import nets
 from unified.autodiff import (
     LossFn,
     backend_of,
@@ -37,6 +38,7 @@ from unified.autodiff import (
     trainable,
     value_and_grad,
 )
+from unified.errors import StructureError
 from unified.nets import Net
 from unified.optim import Optimizer
 
@@ -56,6 +58,7 @@ class Trainer:
         self.compile = compile
         self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
         self._compiled: dict[Any, Callable[..., Any]] = {}
+        self._checked = -1
 
     @property
     def compilations(self) -> int:
@@ -68,6 +71,7 @@ class Trainer:
         Pass the same ``loss_fn`` object every step: compiled steps are cached by it.
         """
         ensure_materialized(self.net, loss_fn, batch)
+        self._check_membership()
         table = backend_of(self.net, list(self.net._listing().values()))
         if self.compile and "jit" in table.capabilities:
             return self._compiled_step(table, loss_fn, batch)
@@ -78,6 +82,26 @@ class Trainer:
         self.optimizer.step()
         return loss
 
+    def _check_membership(self) -> None:
+        """The optimizer may update a subset of the net, never anything else."""
+        key = nets._generation
+        if self._checked == key:
+            return
+        inside = {id(p) for p in self.net._listing().values()}
+        outside = [
+            self.optimizer._names.get(id(p)) or p.name
+            for group in self.optimizer.param_groups
+            for p in group["params"]
+            if id(p) not in inside
+        ]
+        if outside:
+            raise StructureError(
+                f"the optimizer updates {len(outside)} parameter(s) that are not in "
+                f"the net: {outside}. Build the optimizer from net.params() (again "
+                "after load() re-ties parameters or share() replaces them)."
+            )
+        self._checked = key
+
     def _compiled_step(
         self, table: Any, loss_fn: LossFn, batch: tuple[Any, ...]
     ) -> Any:
@@ -86,10 +110,9 @@ class Trainer:
         others = [p for p in net._listing().values() if p.frozen]
         entries = list(opt.entries())
         states = [opt.state_for(p) for _, p in entries]
-        for st in states:
-            st["step"] += 1
         host = [
-            opt.coefficients(g, p, st["step"]) for (g, p), st in zip(entries, states)
+            opt.coefficients(g, p, st["step"] + 1)
+            for (g, p), st in zip(entries, states)
         ]
         names = tuple(tuple(c) for c in host)
         width = max((len(c) for c in host), default=0)
@@ -127,6 +150,8 @@ class Trainer:
         finally:
             if previous is not None:
                 _backend.activate(previous)
+        for st in states:
+            st["step"] += 1  # only once the step has succeeded
         for p, g in zip(train, grads):
             p._grad = g
         for (_, p), w, st, s in zip(entries, new_ws, states, new_states):

@@ -39,12 +39,28 @@ unless it enables NumPy shapes itself (``with mx.util.np_shape(True): ...``).
 Gradient conventions the contract fixes and MXNet does not:
 
 * ``max``: MXNet's backward gives the full gradient to every tied element; here the
-  gradient is shared evenly (the value is the sum of the tied entries divided by
-  their count, the tie mask computed outside the tape);
-* ``maximum`` / ``minimum``: MXNet gives a tie wholly to one side; here the value is
-  ``(op(a, b) + op(b, a)) / 2``, and since MXNet breaks ties toward the left operand
-  the two terms give each side half of the gradient (the value stays exact);
+  value is the sum of the tied entries divided by their count (tie mask and count
+  computed off the tape), so each tie gets an equal share;
+* ``maximum`` / ``minimum``: MXNet gives a tie wholly to its left operand; here the
+  value is ``op(a, b) / 2 + op(b, a) / 2``, so each side gets half (the value stays
+  exact);
 * ``relu'(0) = 0`` and ``abs'(0) = 0`` already hold in MXNet.
+
+MXNet 1.9.1 defects worked around:
+
+* ``FullyConnected``'s backward leaves the bias gradient unwritten when the weight
+  gets no gradient (a frozen weight): ``linear`` then adds the bias separately
+  (only when recording and the weight is not a marked variable; otherwise the
+  fused bias is kept, it is much faster);
+* the oneDNN ``log_softmax`` kernel is off by up to ~3e-6 in values and gradients:
+  ``log_softmax`` passes ``temperature=1.0``, which selects the exact kernel.
+
+Speed: ``value_and_grad`` differentiates detached views of its inputs (no copy) and
+recycles gradient buffers the caller has released (see :class:`_GradBuffers`;
+MXNet 1.9 does not pool CPU memory, and fresh multi-megabyte buffers cost page
+faults on every step). A gradient array is never reused while anything refers to
+it; only a *native* view of it (``g.reshape``, ``g[i]``, ``g.detach()``) kept after
+the array itself is dropped is not tracked, so copy such a view if you keep it.
 
 Importing this module imports ``mxnet``, applying :func:`_numpy_bool_shim` first.
 """
@@ -83,8 +99,6 @@ from mxnet.base import NDArrayHandle, c_array  # noqa: E402
 
 from unified import BackendInfo, hookimpl  # noqa: E402
 
-__all__: list[str] = []
-
 Array = Any
 Axis = int | tuple[int, ...] | None
 
@@ -92,6 +106,7 @@ _nd = mx.nd
 _NDArray = mx.nd.NDArray
 _LIB = mx.base._LIB
 _MXNetError = mx.base.MXNetError
+_is_recording = mx.autograd.is_recording
 
 # ----------------------------------------------------------------------------------
 # Scoped NumPy-shape semantics (see the module docstring)
@@ -155,8 +170,8 @@ def _reduce(op: Callable[..., Array], x: Array, axis: Axis, keepdims: bool) -> A
     return out if keepdims or not _reduces_all(x, axis) else _to_0d(out)
 
 
-def _reduces_all(x: Array, axis: Axis) -> bool:
-    """Tell whether reducing ``x`` over ``axis`` (not ``None``) leaves no axis."""
+def _reduces_all(x: Array, axis: int | tuple[int, ...]) -> bool:
+    """Tell whether reducing ``x`` over ``axis`` leaves no axis."""
     ndim = x.ndim
     if isinstance(axis, int):
         return ndim <= 1
@@ -254,19 +269,25 @@ class _GradBuffers:
     """Gradient buffers of earlier ``value_and_grad`` calls, reused once released.
 
     MXNet 1.9 does not pool CPU memory: a fresh gradient buffer of a few megabytes is
-    mapped anew by the C allocator and page-faulted while backward writes it, which
-    costs a 784-512-512-10 MLP step about 1 ms (~40% of forward + backward). Gluon
-    never pays it, its gradient buffers live as long as the parameters. Here a
-    buffer returned by an earlier call is reused only when this pool holds the sole
-    reference to it (the caller dropped or replaced it), and it is then entirely
-    overwritten (grad_req "write") or zero-filled, so no value crosses calls. The
-    pool keeps at most two buffers per input of the latest call (one the caller
-    still holds, one to reuse) and drops the buffers of shapes that call did not use.
+    mapped anew by the C allocator and page-faulted while backward writes it, about
+    10% of the CPU time of a 784-512-512-10 MLP training step. Gluon never pays it,
+    its gradient buffers live as long as the parameters. Here a buffer returned by
+    an earlier call is reused only when this pool holds the sole reference to it
+    (the caller dropped or replaced it), and it is then entirely overwritten
+    (grad_req "write") or zero-filled, so no value crosses calls. The pool keeps at
+    most two buffers per input of the latest call (the one the caller holds and a
+    spare) and forgets the shapes that call did not use.
+
+    A view shares its buffer without referencing the Python object, so one made by
+    the ``reshape`` hook pins the buffer (it leaves the pool for good). Native views
+    (``g.reshape``, ``g[i]``, ``g.detach()``) are not seen: a caller keeping one past
+    the gradient array itself must copy it.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._free: dict[tuple[Any, ...], list[Array]] = {}
+        self.ids: frozenset[int] = frozenset()  # of the pooled buffers
 
     def take(self, keys: list[tuple[Any, ...]]) -> list[Array | None]:
         """Return a released buffer for each key, or ``None`` where there is none."""
@@ -293,6 +314,17 @@ class _GradBuffers:
             for key, bufs in fresh.items():
                 bufs.extend(self._free.get(key, ())[: len(bufs)])
             self._free = fresh
+            self.ids = frozenset(id(g) for bufs in fresh.values() for g in bufs)
+
+    def pin(self, buffer: Array) -> None:
+        """Never reuse ``buffer`` (a view of it exists)."""
+        with self._lock:
+            for bufs in self._free.values():
+                for j, g in enumerate(bufs):
+                    if g is buffer:
+                        del bufs[j]
+                        self.ids = self.ids - {id(buffer)}
+                        return
 
 
 _grad_buffers = _GradBuffers()
@@ -602,13 +634,19 @@ def _broadcast_shapes(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, ...]
 def linear(x: Array, weight: Array, bias: Array | None = None) -> Array:
     prev = _np_on()
     try:
-        # The bias is added separately: MXNet 1.9.1's FullyConnected backward leaves
-        # the bias gradient unwritten when the weight is not differentiated (a
-        # frozen weight), which would silently train the bias on garbage.
-        y = _nd.FullyConnected(
-            x, weight, num_hidden=weight.shape[0], no_bias=True, flatten=False
-        )
-        return y if bias is None else _nd.broadcast_add(y, bias)
+        units = weight.shape[0]
+        if bias is None:
+            return _nd.FullyConnected(
+                x, weight, num_hidden=units, no_bias=True, flatten=False
+            )
+        if not _is_recording() or weight.grad is not None:
+            # Not recording, or the weight is a differentiated input (a marked
+            # variable): the fused bias is exact and much faster than adding it.
+            return _nd.FullyConnected(x, weight, bias, num_hidden=units, flatten=False)
+        # MXNet 1.9.1's FullyConnected backward leaves the bias gradient unwritten
+        # when the weight gets none (a frozen weight), so add the bias separately.
+        y = _nd.FullyConnected(x, weight, num_hidden=units, no_bias=True, flatten=False)
+        return _nd.broadcast_add(y, bias)
     finally:
         _np_restore(prev)
 
@@ -662,6 +700,8 @@ def max(x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
 def reshape(x: Array, shape: tuple[int, ...]) -> Array:
     prev = _np_on()
     try:
+        if id(x) in _grad_buffers.ids:
+            _grad_buffers.pin(x)  # the result shares the gradient's buffer
         shape = tuple(shape)
         if shape:
             return x.reshape(shape)
