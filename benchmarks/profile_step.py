@@ -4,10 +4,9 @@ Builds the same case as ``train_step.py`` (same model, batch, optimizer), warms 
 then profiles ``--steps`` unified steps (or native ones with ``--native``) and prints
 the functions with the most time, per step.
 
-``train_step.py`` limits each framework to one thread; to profile the same
-situation set ``OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` (and,
-for JAX, ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false
-intra_op_parallelism_threads=1"``) in the environment.
+``train_step.py`` limits the OpenMP/MKL/OpenBLAS pools to one thread; to profile
+the same situation set ``OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``
+in the environment.
 
 Usage::
 

@@ -30,10 +30,16 @@ the median of the per-repeat ratios unified / native.
 
 Each backend runs in its own subprocess (so frameworks' thread pools do not share a
 process and a crashing backend cannot take the others down); a backend that fails
-to load or to run is reported and skipped. By default each framework is limited to
-one thread (``--threads 1``): on a small machine shared with other work, kernels
-that split over every core wait on whichever core is busy, and step times then
-vary several-fold from run to run; ``--threads 0`` keeps the frameworks' defaults.
+to load or to run is reported and skipped.
+
+Threads: by default the OpenMP, MKL and OpenBLAS pools (NumPy, PyTorch, MXNet) are
+limited to one thread (``--threads 1``). On a small machine shared with other work,
+OpenMP kernels spread over every core spin-wait for whichever core is busy, and step
+times then vary several-fold from run to run (PyTorch: 0.5x to 20x between repeats);
+``--threads 0`` keeps the frameworks' defaults. JAX's XLA runtime keeps its own
+defaults either way: forcing it to one thread (``XLA_FLAGS=
+"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``, inherited by
+the workers) also makes dispatch synchronous, which changes what is measured.
 
 Usage::
 
@@ -514,9 +520,6 @@ def run_isolated(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     if args.threads > 0:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(args.threads)
-        if args.threads == 1:
-            flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flags}".strip()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
@@ -545,8 +548,8 @@ def format_report(results: list[dict[str, Any]], args: argparse.Namespace) -> st
         f"- machine: {platform.machine()}, {os.cpu_count()} logical CPUs, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
         f"- lr {LR}, momentum {MOMENTUM}, float32; repeats {args.repeats}; "
-        f"steps per run {'auto' if args.steps is None else args.steps}; threads "
-        f"{args.threads or 'framework defaults'}"
+        f"steps per run {'auto' if args.steps is None else args.steps}; "
+        f"OpenMP/MKL/OpenBLAS threads {args.threads or 'framework defaults'}"
         f"{' (not applied: --in-process)' if args.in_process and args.threads else ''}",
         "- times are medians per step; ratio is the median of per-repeat "
         "unified / native ratios (range: lowest and highest of them)",
@@ -623,7 +626,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--models", default="large,small", help="comma-separated models"
     )
-    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats")
+    parser.add_argument(
+        "--repeats", type=int, default=15, help="interleaved repeats (default: 15)"
+    )
     parser.add_argument(
         "--steps", type=int, default=None, help="steps per run (default: auto)"
     )
@@ -637,9 +642,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=1,
-        help="threads per framework, set through OMP/MKL/OpenBLAS/XLA environment "
-        "variables of the worker processes; 0 keeps the frameworks' defaults "
-        "(default: 1, the stable choice on a small, shared machine)",
+        help="OpenMP/MKL/OpenBLAS threads of the worker processes (NumPy, PyTorch, "
+        "MXNet); 0 keeps the frameworks' defaults (default: 1, the stable choice "
+        "on a small, shared machine; JAX keeps its defaults)",
     )
     parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
     parser.add_argument(

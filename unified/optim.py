@@ -73,9 +73,9 @@ class Optimizer:
                     self._names[id(p)] = None if name is None else prefix + name
             self.param_groups.append({**self.defaults, **group, "params": members})
         self.state: dict[int, dict[str, Any]] = {}
-        self.names()  # duplicated names are an error now, not a lost state later
+        self.names(explicit_only=True)  # duplicates fail now, not as lost state later
 
-    def names(self) -> dict[str, Parameter]:
+    def names(self, explicit_only: bool = False) -> dict[str, Parameter]:
         """Map the name each parameter's state is saved under to the parameter.
 
         Raises :class:`~unified.StructureError` when two parameters share a name
@@ -85,7 +85,11 @@ class Optimizer:
         clashes = []
         for group in self.param_groups:
             for p in group["params"]:
-                name = self._names.get(id(p)) or p.name
+                name = self._names.get(id(p))
+                if name is None:
+                    if explicit_only:
+                        continue  # named by p.name once a net has initialized it
+                    name = p.name
                 if name in by_name:
                     clashes.append(name)
                 by_name[name] = p

@@ -74,6 +74,8 @@ def test_invalid_pattern_names_it(backend):
     """S1.2: an invalid pattern raises ValueError naming the pattern."""
     with pytest.raises(ValueError, match=r"\(unclosed"):
         Encoder().params("(unclosed")
+    with pytest.raises(ValueError, match=r"\[bad"):
+        Encoder().params([".*weight", "[bad"])
 
 
 def test_params_is_ordered_and_dict_like(backend):

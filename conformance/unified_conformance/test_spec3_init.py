@@ -216,3 +216,20 @@ def test_force_reinit_redraws_in_place(backend):
     assert (weight.numpy() == 0.5).all()
     for k, v in opt.state[id(weight)]["arrays"].items():
         np.testing.assert_array_equal(host(backend, v), state_before[k])
+
+
+def test_fans_of_higher_rank_weights(backend):
+    """S3.4: fan_in = shape[1]*prod(shape[2:]), fan_out = shape[0]*prod(shape[2:])."""
+
+    class Conv(U.Net):
+        def __init__(self):
+            super().__init__()
+            self.weight = U.Parameter("weight", (4, 3, 2, 5), init=init.Xavier())
+
+    U.seed(3)
+    net = Conv()
+    net.initialize()
+    fan_in, fan_out = 3 * 10, 4 * 10
+    s = math.sqrt(3 / ((fan_in + fan_out) / 2))
+    want = oracle.stream(3, 0, "weight").uniform(-s, s, (4, 3, 2, 5))
+    assert_bitwise(net.weight.numpy(), want.astype(np.float32), "4-d Xavier")

@@ -109,3 +109,36 @@ def test_optimizer_created_before_first_forward(backend):
     grad = host(backend, net[1].weight.grad())
     opt.step()
     np.testing.assert_allclose(net[1].weight.numpy(), before - 0.1 * grad, rtol=1e-6)
+
+
+def test_initialize_again_keeps_the_recorded_init(backend):
+    """S3.5/S4.3: a second initialize() before the first forward changes nothing."""
+    U.seed(0)
+    eager = U.Sequential(U.Dense(3, in_units=2))
+    eager.initialize()
+    U.seed(0)
+    deferred = U.Sequential(U.Dense(3))
+    deferred.initialize()
+    with pytest.warns(UserWarning, match="force_reinit"):
+        deferred.initialize(U.init.Ones())
+    deferred(native(backend, np.ones((1, 2))))
+    assert_bitwise(deferred[0].weight.numpy(), eager[0].weight.numpy(), "0.weight")
+
+
+def test_uninitialized_bias_is_an_error(backend):
+    """S4.2: a layer whose bias was never initialized raises, it does not skip it."""
+    layer = U.Dense(3, in_units=2)
+    layer.weight.set_data(np.ones((3, 2)))
+    with pytest.raises(U.ParameterNotInitializedError, match="bias"):
+        layer(native(backend, np.ones((1, 2))))
+
+
+def test_failed_forward_changes_no_shape(backend):
+    """S4.2: a forward on an uninitialized net leaves the deferred shapes alone."""
+    net = U.Sequential(U.Dense(4))
+    with pytest.raises(U.ParameterNotInitializedError):
+        net(native(backend, np.ones((1, 3))))
+    assert net[0].weight.shape == (4, -1)
+    net.initialize()
+    net(native(backend, np.ones((1, 7))))
+    assert net[0].weight.shape == (4, 7)

@@ -98,10 +98,36 @@ def test_unreached_parameter_gets_zero(backend):
     """S5.1: a trainable parameter the loss does not reach gets a zero gradient."""
     net = _mlp(backend)
     x, y = _data()
-    net[1].weight._grad = None
-    U.value_and_grad(lambda n, x: U.ops.sum(n[0](x)))(net, native(backend, x))
-    g = host(backend, net[1].weight.grad())
-    assert g.shape == (4, 7) and not g.any()
+    xn = native(backend, x)
+    U.value_and_grad(xent)(net, xn, native(backend, y, "int64"))
+    assert host(backend, net[1].weight.grad()).any(), "setup: a non-zero gradient"
+    _, grads = U.value_and_grad(lambda n, x: U.ops.sum(n[0](x)))(net, xn)
+    for name in ("1.weight", "1.bias"):
+        g = host(backend, net.params()[name].grad())
+        assert not g.any(), f"{name} kept a stale gradient"
+        assert not host(backend, grads[name]).any()
+
+
+def test_frozen_gradient_does_not_resurface(backend):
+    """S5.3: gradients computed before freezing are gone after unfreezing."""
+    net = _mlp(backend)
+    x, y = _data()
+    args = (native(backend, x), native(backend, y, "int64"))
+    acc = U.value_and_grad(xent, accumulate=True)
+    acc(net, *args)
+    acc(net, *args)
+    net[0].weight.frozen = True
+    net.zero_grad()
+    acc(net, *args)
+    net[0].weight.frozen = False
+    acc(net, *args)
+    _, want = _oracle_grads(net, x, y)
+    assert_close(
+        host(backend, net[0].weight.grad()),
+        want["0.weight"],
+        "one contribution since zero_grad",
+        rtol=1e-4,
+    )
 
 
 def test_shared_parameter_gets_summed_gradient(backend):

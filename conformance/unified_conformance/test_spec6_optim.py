@@ -66,22 +66,31 @@ def _oracle_grad(name: str, w: np.ndarray, uses: dict[str, int]) -> np.ndarray:
     return uses.get(name, 0) * (COEF_A[name] + COEF_B[name] * w)
 
 
-def _run(backend, make_opt, oracle_step, uses=None, before_step=None):
-    """Run unified and the oracle side by side; compare after every step."""
+def _run(backend, make_opt, oracle_step, uses=None, before_step=None, trainer=False):
+    """Run unified and the oracle side by side; compare after every step.
+
+    With ``trainer=True`` each step is ``Trainer.step`` (one compiled function on a
+    jit backend) instead of ``value_and_grad`` followed by ``opt.step()``.
+    """
     uses = uses or {"w": 1, "v": 1}
     net = _net(backend)
     opt = make_opt(net)
     a = {k: native(backend, v) for k, v in COEF_A.items()}
     b = {k: native(backend, v) for k, v in COEF_B.items()}
-    grad_fn = U.value_and_grad(_loss(uses))
+    loss = _loss(uses)
+    grad_fn = U.value_and_grad(loss)
+    runner = U.Trainer(net, opt) if trainer else None
     ref = {k: v.astype(np.float64) for k, v in INIT.items()}
     states: dict[str, dict[str, Any]] = {k: {} for k in ref}
     settings: dict[str, Any] = {"frozen": set(), "lr_mult": {}, "lr": None}
     for step in range(1, STEPS + 1):
         if before_step is not None:
             before_step(step, net, opt, settings)
-        grad_fn(net, a, b)
-        opt.step()
+        if runner is not None:
+            runner.step(loss, a, b)
+        else:
+            grad_fn(net, a, b)
+            opt.step()
         for name in ref:
             if name in settings["frozen"]:
                 continue
@@ -155,12 +164,16 @@ CASES = {
 }
 
 
+MODES = pytest.mark.parametrize("trainer", [False, True], ids=["eager", "trainer"])
+
+
+@MODES
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_trajectory_matches_oracle(backend, case):
+def test_trajectory_matches_oracle(backend, case, trainer):
     """S6.1: 10-step trajectories equal torch.optim's formulas (float64) at
-    rtol 1e-5."""
+    rtol 1e-5, eagerly and through Trainer (compiled on jit backends)."""
     make_opt, step = CASES[case]
-    _run(backend, make_opt, step)
+    _run(backend, make_opt, step, trainer=trainer)
 
 
 def test_lr_is_required(backend):
@@ -169,7 +182,8 @@ def test_lr_is_required(backend):
         U.SGD(_net(backend).params())  # type: ignore[call-arg]
 
 
-def test_lr_and_lr_mult_changed_between_steps(backend):
+@MODES
+def test_lr_and_lr_mult_changed_between_steps(backend, trainer):
     """S6.1: momentum SGD honours lr and lr_mult changed after the optimizer was
     built."""
 
@@ -185,10 +199,12 @@ def test_lr_and_lr_mult_changed_between_steps(backend):
         lambda n: U.SGD(n.params(), lr=0.1, momentum=0.9),
         lambda k, w, g, s, t, o: oracle.sgd(w, g, s, _lr(o, k, 0.1), momentum=0.9),
         before_step=before,
+        trainer=trainer,
     )
 
 
-def test_wd_mult_scales_weight_decay(backend):
+@MODES
+def test_wd_mult_scales_weight_decay(backend, trainer):
     """S2.3/S6.1: weight decay is wd * wd_mult (biases included; 0 turns it off)."""
 
     def before(step, net, opt, settings):
@@ -200,10 +216,12 @@ def test_wd_mult_scales_weight_decay(backend):
         lambda n: U.SGD(n.params(), lr=0.1, weight_decay=0.5),
         lambda k, w, g, s, t, o: oracle.sgd(w, g, s, 0.1, wd=0.5 if k == "w" else 0.0),
         before_step=before,
+        trainer=trainer,
     )
 
 
-def test_frozen_parameter_with_momentum_and_decay_does_not_move(backend):
+@MODES
+def test_frozen_parameter_with_momentum_and_decay_does_not_move(backend, trainer):
     """S6.3: a frozen parameter is skipped entirely; its state is kept for
     unfreezing."""
 
@@ -220,6 +238,7 @@ def test_frozen_parameter_with_momentum_and_decay_does_not_move(backend):
         lambda n: U.Adam(n.params(), lr=0.05, weight_decay=0.5),
         lambda k, w, g, s, t, o: oracle.adam(w, g, s, 0.05, wd=0.5),
         before_step=before,
+        trainer=trainer,
     )
     net = _net(backend)
     opt = U.SGD(net.params(), lr=0.1, momentum=0.9, weight_decay=0.5)
@@ -235,17 +254,20 @@ def test_frozen_parameter_with_momentum_and_decay_does_not_move(backend):
     np.testing.assert_array_equal(net.w.numpy(), frozen_value)
 
 
-def test_shared_parameter_used_twice(backend):
+@MODES
+def test_shared_parameter_used_twice(backend, trainer):
     """S6.2/S7.1: used twice, the gradient is the sum and the update happens once."""
     _run(
         backend,
         lambda n: U.SGD(n.params(), lr=0.05, momentum=0.5),
         lambda k, w, g, s, t, o: oracle.sgd(w, g, s, 0.05, momentum=0.5),
         uses={"w": 2, "v": 1},
+        trainer=trainer,
     )
 
 
-def test_parameter_the_loss_does_not_reach_is_stepped(backend):
+@MODES
+def test_parameter_the_loss_does_not_reach_is_stepped(backend, trainer):
     """S6.4: a trainable parameter with zero gradient is still stepped (decay
     applies)."""
     _run(
@@ -253,6 +275,7 @@ def test_parameter_the_loss_does_not_reach_is_stepped(backend):
         lambda n: U.SGD(n.params(), lr=0.1, momentum=0.9, weight_decay=0.1),
         lambda k, w, g, s, t, o: oracle.sgd(w, g, s, 0.1, momentum=0.9, wd=0.1),
         uses={"w": 1},
+        trainer=trainer,
     )
 
 
@@ -311,3 +334,61 @@ def test_state_dict_round_trip_continues_identically(backend):
         twin_opt.step()
     for name, p in net.params().items():
         np.testing.assert_array_equal(twin.params()[name].numpy(), p.numpy())
+
+
+@MODES
+def test_group_options_override_defaults(backend, trainer):
+    """S6.2: a group dict's lr and weight_decay override the optimizer's."""
+
+    def step(k, w, g, s, t, o):
+        if k == "w":
+            return oracle.sgd(w, g, s, 0.05, momentum=0.9, wd=0.2)
+        return oracle.sgd(w, g, s, 0.1, momentum=0.9)
+
+    _run(
+        backend,
+        lambda n: U.SGD(
+            [
+                {"params": n.params("w"), "lr": 0.05, "weight_decay": 0.2},
+                {"params": n.params("v")},
+            ],
+            lr=0.1,
+            momentum=0.9,
+        ),
+        step,
+        trainer=trainer,
+    )
+
+
+def test_state_names_must_be_unique(backend):
+    """S6.5: two parameters with one name would lose state: an error suggests
+    prefixes."""
+    gen, disc = _net(backend), _net(backend)
+    with pytest.raises(U.StructureError, match="prefix"):
+        U.Adam([gen.params(), disc.params()], lr=0.1)
+    opt = U.Adam(
+        [
+            {"params": gen.params(), "prefix": "gen."},
+            {"params": disc.params(), "prefix": "disc."},
+        ],
+        lr=0.1,
+    )
+    a = {k: native(backend, v) for k, v in COEF_A.items()}
+    b = {k: native(backend, v) for k, v in COEF_B.items()}
+    for net in (gen, disc):
+        U.value_and_grad(_loss({"w": 1, "v": 1}))(net, a, b)
+    opt.step()
+    assert sorted(opt.state_dict()["state"]) == ["disc.v", "disc.w", "gen.v", "gen.w"]
+
+
+def test_bare_parameters_are_named_structurally(backend):
+    """S6.5: parameters given before initialize() are saved under structural names."""
+    net = U.Sequential(U.Dense(2, in_units=2), U.Dense(2, in_units=2))
+    opt = U.SGD([net[0].weight, net[1].weight], lr=0.1, momentum=0.9)
+    net.initialize()
+    x = native(backend, np.ones((1, 2)))
+    U.value_and_grad(lambda n, x: U.ops.sum(n(x)))(net, x)
+    opt.step()
+    saved = opt.state_dict()
+    assert sorted(saved["state"]) == ["0.weight", "1.weight"]
+    opt.load_state_dict(saved)

@@ -7,6 +7,7 @@ import pytest
 
 import unified as U
 
+from . import oracle
 from .helpers import assert_close, host, native
 
 
@@ -26,9 +27,7 @@ def _share_call():
         U.Dense(4, activation="relu"),
         U.Dense(4, activation="relu"),
     )
-    tied = U.Sequential(U.Dense(4), U.Dense(4), U.Dense(4))
     U.share(net[2], net[1])
-    del tied
     return net, (1, 2)
 
 
@@ -57,9 +56,17 @@ def test_three_ways_to_share_mean_the_same(backend, way):
     opt = U.SGD(net.params(), lr=0.1)
     U.value_and_grad(lambda n, x: U.ops.sum(n(x)))(net, x)
     before = net[i].weight.numpy()
-    grad = host(backend, net[i].weight.grad())
+    layers = [(net[k].weight.numpy(), net[k].bias.numpy(), "relu") for k in range(3)]
+    out, cache = oracle.mlp_forward(host(backend, x), layers)
+    per_use = oracle.mlp_backward(layers, cache, np.ones_like(out))
+    summed = per_use[i][0] + per_use[j][0]
+    assert_close(
+        host(backend, net[i].weight.grad()), summed, "summed gradient", rtol=1e-4
+    )
     opt.step()
-    assert_close(net[j].weight.numpy(), before - 0.1 * grad, "updated once")
+    assert_close(
+        net[j].weight.numpy(), before - 0.1 * summed, "updated once", rtol=1e-4
+    )
 
 
 def test_share_rejects_incompatible_shapes(backend):
@@ -70,6 +77,8 @@ def test_share_rejects_incompatible_shapes(backend):
     deferred = U.Dense(4)
     U.share(deferred, a)
     assert deferred.weight is a.weight
+    with pytest.raises(U.StructureError, match="no parameter names in common"):
+        U.share(U.Sequential(U.Dense(4, in_units=3)), a)
 
 
 def test_freeze_unfreeze_by_pattern(backend):

@@ -182,3 +182,91 @@ def test_port_keeps_values_ties_and_frozen_flags(backend, target):
     for name, p in net.params().items():
         assert_bitwise(twin.params()[name].numpy(), p.numpy(), name)
     assert_close(out, host(backend, net(native(backend, x))), "ported output")
+
+
+def test_mismatching_optimizer_state_changes_nothing(backend, tmp_path):
+    """S8.2: optimizer state that cannot be loaded fails the whole load, net
+    unchanged."""
+    net = _tied_net()
+    opt = U.Adam(net.params(), lr=0.01)
+    x = native(backend, np.ones((2, 3)))
+    U.value_and_grad(lambda n, x: U.ops.sum(n(x)))(net, x)
+    opt.step()
+    path = tmp_path / "adam.safetensors"
+    net.save(path, optimizer=opt)
+    plain = tmp_path / "plain.safetensors"
+    net.save(plain)
+    target = _tied_net(seed=5)
+    before = {n: p.numpy() for n, p in target.params().items()}
+    for source, optimizer, needle in (
+        (path, U.SGD(target.params(), lr=0.1, momentum=0.9), "saved by Adam"),
+        (plain, U.Adam(target.params(), lr=0.1), "no optimizer state"),
+    ):
+        with pytest.raises(U.CheckpointError, match=needle):
+            target.load(source, optimizer=optimizer)
+        assert not optimizer.state
+        for name, p in target.params().items():
+            np.testing.assert_array_equal(p.numpy(), before[name])
+
+
+def test_dtype_mismatch_is_reported(backend, tmp_path):
+    """S8.2: a dtype that differs from the parameter's is a listed problem."""
+    from safetensors.numpy import save_file
+
+    net = U.Sequential(U.Dense(2, in_units=2))
+    net.initialize()
+    path = tmp_path / "f64.safetensors"
+    save_file(
+        {"0.weight": np.zeros((2, 2)), "0.bias": np.zeros(2, np.float32)},
+        str(path),
+        metadata={"format": "unified.checkpoint", "format_version": "1", "ties": "{}"},
+    )
+    with pytest.raises(U.CheckpointError, match="dtype float64 in checkpoint"):
+        net.load(path)
+
+
+def _ways():
+    from .test_spec7_sharing import WAYS
+
+    return WAYS
+
+
+@pytest.mark.parametrize("way", ["params=", "share()", "reuse"])
+def test_every_kind_of_tie_survives_save_load_and_port(backend, way, tmp_path):
+    """S7.1/S8: ties made any of the three ways survive a checkpoint and a port."""
+    net, (i, j) = _ways()[way]()
+    net.initialize()
+    net.infer_shape((1, 4))
+    path = tmp_path / "tied.safetensors"
+    net.save(path)
+    fresh = U.Sequential(*(U.Dense(4, activation="relu") for _ in range(3)))
+    fresh.initialize()
+    fresh.load(path)
+    assert fresh[i].weight is fresh[j].weight
+    for target in selected_backends():
+        twin = U.port(net, target)
+        assert twin[i].weight is twin[j].weight and twin.ties() == net.ties()
+
+
+def test_port_keeps_multipliers(backend):
+    """S8.3: port copies lr_mult and wd_mult with the values."""
+    net = _tied_net()
+    net[3].weight.lr_mult, net[3].bias.wd_mult = 0.5, 0.0
+    twin = U.port(net, backend.name)
+    assert twin[3].weight.lr_mult == 0.5 and twin[3].bias.wd_mult == 0.0
+
+
+def test_retie_refuses_disagreeing_flags(backend, tmp_path):
+    """S8.2: re-tying two parameters that differ in frozen/lr_mult is a listed
+    problem."""
+    path = tmp_path / "tied.safetensors"
+    _tied_net().save(path)
+    untied = U.Sequential(
+        *(U.Dense(4, activation="relu") for _ in range(3)), U.Dense(2)
+    )
+    untied.initialize()
+    untied.infer_shape((1, 3))
+    untied[2].weight.frozen = True
+    with pytest.raises(U.CheckpointError, match="differ in frozen"):
+        untied.load(path)
+    assert untied[1].weight is not untied[2].weight
