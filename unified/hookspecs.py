@@ -120,6 +120,23 @@ def assign(target: Array, value: Array) -> Array:
     """
 
 
+@hookspec
+def axpby(a: float, x: Array, b: float, y: Array) -> Array:
+    """Return ``a * x + b * y``, written into ``y`` in place where the framework allows.
+
+    The optimizers' fused update (not differentiable): ``y`` is always an array the
+    caller owns (a parameter's value or optimizer state), so mutable backends update
+    it in place (``y.mul_(b).add_(x, alpha=a)``) and return ``y``; immutable ones
+    return a new array. Callers always use the returned array.
+
+    :param a: scalar (a Python float; a 0-d array inside a compiled step).
+    :param x: a native array, broadcastable to ``y``.
+    :param b: scalar, as ``a``.
+    :param y: the native array to update.
+    :returns: the array holding ``a * x + b * y``.
+    """
+
+
 # ----------------------------------------------------------------------------------
 # Differentiation
 # ----------------------------------------------------------------------------------

@@ -177,7 +177,8 @@ class Optimizer:
             new, st["arrays"] = self.rule(
                 B, p._data, grad, st["arrays"], c, self.static(group, p)
             )
-            p._data = B.assign(p._data, new)
+            if new is not p._data:  # axpby updated it in place already
+                p._data = B.assign(p._data, new)
 
     def zero_grad(self) -> None:
         """Reset the gradients of every parameter this optimizer updates."""
@@ -297,14 +298,6 @@ def _as_groups(params: Any) -> list[dict[str, Any]]:
     return groups
 
 
-def _scaled(B: Any, x: Any, c: Any) -> Any:
-    """``x * c``, skipping the multiply when ``c`` is the host scalar 1.0 (same bits).
-
-    In a compiled step ``c`` is a traced array and the multiply is always done.
-    """
-    return x if type(c) is float and c == 1.0 else B.multiply(x, c)
-
-
 def lr_groups(net: Net, patterns: Mapping[str, float]) -> list[dict[str, Any]]:
     """Build parameter groups from ``{regex: lr}`` (first full match wins).
 
@@ -412,16 +405,11 @@ class SGD(Optimizer):
         if decay:
             g = B.add(g, B.multiply(w, c["wd"]))
         if use_momentum:
-            keep, fresh = c["keep"], c["fresh"]
-            term = _scaled(B, g, fresh)
-            buf = (
-                term  # first step: 0*buf + g is g, bitwise
-                if type(keep) is float and keep == 0.0
-                else B.add(B.multiply(s["momentum_buffer"], keep), term)
-            )
+            # first step: keep=0, fresh=1, so buf = g exactly, as torch's clone
+            buf = B.axpby(c["fresh"], g, c["keep"], s["momentum_buffer"])
             s = {**s, "momentum_buffer": buf}
             g = B.add(g, B.multiply(buf, c["momentum"])) if nesterov else buf
-        return B.subtract(w, B.multiply(g, c["lr"])), s
+        return B.axpby(-c["lr"], g, 1.0, w), s
 
 
 class Adam(Optimizer):
@@ -492,20 +480,16 @@ class Adam(Optimizer):
         static: tuple[Any, ...],
     ) -> tuple[Any, Arrays]:
         decay, amsgrad = static
-        if decay and self.decoupled:
-            w = B.multiply(w, c["decay"])
-        elif decay:
+        if decay and not self.decoupled:
             g = B.add(g, B.multiply(w, c["wd"]))
-        m = B.add(B.multiply(s["exp_avg"], c["b1"]), B.multiply(g, c["1-b1"]))
-        v = B.add(
-            B.multiply(s["exp_avg_sq"], c["b2"]),
-            B.multiply(B.multiply(g, g), c["1-b2"]),
-        )
+        m = B.axpby(c["1-b1"], g, c["b1"], s["exp_avg"])
+        v = B.axpby(c["1-b2"], B.multiply(g, g), c["b2"], s["exp_avg_sq"])
         new = {"exp_avg": m, "exp_avg_sq": v}
         if amsgrad:
             v = new["max_exp_avg_sq"] = B.maximum(s["max_exp_avg_sq"], v)
         denom = B.add(B.divide(B.sqrt(v), c["bc2_sqrt"]), c["eps"])
-        return B.subtract(w, B.multiply(B.divide(m, denom), c["step_size"])), new
+        keep = c["decay"] if decay and self.decoupled else 1.0  # AdamW: w*(1-lr*wd)
+        return B.axpby(-c["step_size"], B.divide(m, denom), keep, w), new
 
 
 class AdamW(Adam):
@@ -598,23 +582,18 @@ class RMSProp(Optimizer):
         decay, use_momentum, centered = static
         if decay:
             g = B.add(g, B.multiply(w, c["wd"]))
-        sq = B.add(
-            B.multiply(s["square_avg"], c["alpha"]),
-            B.multiply(B.multiply(g, g), c["1-alpha"]),
-        )
+        sq = B.axpby(c["1-alpha"], B.multiply(g, g), c["alpha"], s["square_avg"])
         new = {"square_avg": sq}
         if centered:
-            ga = new["grad_avg"] = B.add(
-                B.multiply(s["grad_avg"], c["alpha"]), B.multiply(g, c["1-alpha"])
-            )
+            ga = B.axpby(c["1-alpha"], g, c["alpha"], s["grad_avg"])
+            new["grad_avg"] = ga
             sq = B.subtract(sq, B.multiply(ga, ga))
         avg = B.add(B.sqrt(sq), c["eps"])
         if use_momentum:
-            buf = new["momentum_buffer"] = B.add(
-                B.multiply(s["momentum_buffer"], c["momentum"]), B.divide(g, avg)
-            )
-            return B.subtract(w, B.multiply(buf, c["lr"])), new
-        return B.subtract(w, B.multiply(B.divide(g, avg), c["lr"])), new
+            buf = B.axpby(1.0, B.divide(g, avg), c["momentum"], s["momentum_buffer"])
+            new["momentum_buffer"] = buf
+            return B.axpby(-c["lr"], buf, 1.0, w), new
+        return B.axpby(-c["lr"], B.divide(g, avg), 1.0, w), new
 
 
 RMSprop = RMSProp

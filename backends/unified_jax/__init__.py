@@ -96,6 +96,12 @@ def assign(target: Array, value: Array) -> Array:
     return value
 
 
+@hookimpl
+def axpby(a: Any, x: Array, b: Any, y: Array) -> Array:
+    # Immutable arrays: a new array; inside a compiled step XLA fuses it.
+    return a * x + b * y
+
+
 # ----------------------------------------------------------------------------------
 # Differentiation
 # ----------------------------------------------------------------------------------

@@ -260,6 +260,22 @@ def assign(target: Array, value: Array) -> Array:
         _np_restore(prev)
 
 
+@hookimpl
+def axpby(a: float, x: Array, b: float, y: Array) -> Array:
+    """``y = a*x + b*y`` in place (the optimizers' fused update); return ``y``."""
+    prev = _np_on()
+    try:
+        if b != 1.0:
+            y *= b
+        if a == 1.0:
+            y += x
+        else:
+            y += x * a
+        return y
+    finally:
+        _np_restore(prev)
+
+
 # ----------------------------------------------------------------------------------
 # Differentiation
 # ----------------------------------------------------------------------------------

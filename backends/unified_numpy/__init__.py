@@ -129,6 +129,18 @@ def assign(target: np.ndarray, value: Any) -> np.ndarray:
 
 
 @hookimpl
+def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray) -> np.ndarray:
+    """``y = a*x + b*y`` in place (the optimizers' fused update); return ``y``."""
+    if b != 1.0:
+        np.multiply(y, b, out=y, casting="unsafe")
+    if a == 1.0:
+        np.add(y, x, out=y, casting="unsafe")
+    else:
+        np.add(y, np.multiply(x, a, dtype=y.dtype), out=y, casting="unsafe")
+    return y
+
+
+@hookimpl
 def value_and_grad(
     fn: Callable[[list[Any]], Any], arrays: Sequence[Any]
 ) -> tuple[np.ndarray, list[np.ndarray]]:

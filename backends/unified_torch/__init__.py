@@ -133,6 +133,15 @@ def assign(target: Array, value: Array) -> Array:
     return target
 
 
+@hookimpl
+def axpby(a: float, x: Array, b: float, y: Array) -> Array:
+    """``y = a*x + b*y`` in place (``mul_`` then ``add_(alpha=a)``); return ``y``."""
+    with torch.no_grad():
+        if b != 1.0:
+            y.mul_(b)
+        return y.add_(x, alpha=a)
+
+
 # ----------------------------------------------------------------------------------
 # Differentiation
 # ----------------------------------------------------------------------------------

@@ -748,3 +748,28 @@ def test_assign_is_in_place(backend: Any) -> None:
     out = backend.assign(target, f32(backend, [1.0, 2.0, 3.0]))
     assert out is target, "assign did not return its target"
     np.testing.assert_array_equal(read(backend, target), [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "a,b", [(1.0, 1.0), (-0.1, 1.0), (0.1, 0.9), (1.0, 0.0)], ids=str
+)
+def test_axpby_value_and_ownership(backend, a, b):
+    """axpby returns a*x + b*y; mutable backends update y in place, x is untouched."""
+    rng = np.random.default_rng(11)
+    x64, y64 = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    x = backend.asarray(x64.astype(np.float32), "float32")
+    y = backend.asarray(y64.astype(np.float32), "float32")
+    out = backend.axpby(a, x, b, y)
+    want = a * x64.astype(np.float32).astype(np.float64) + b * y64.astype(
+        np.float32
+    ).astype(np.float64)
+    got = np.asarray(backend.to_numpy(out))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(
+        got, want, rtol=1e-6, atol=1e-6, err_msg=f"axpby({a}, b={b})"
+    )
+    np.testing.assert_array_equal(
+        np.asarray(backend.to_numpy(x)), x64.astype(np.float32)
+    )
+    if "inplace" in backend.capabilities:
+        assert out is y, "an inplace backend must update y and return it"
