@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ class Trainer:
         self.compile = compile
         self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
         self._compiled: dict[Any, Callable[..., Any]] = {}
-        self._checked = -1
+        self._plan: _Plan | None = None
 
     @property
     def compilations(self) -> int:
@@ -70,11 +71,9 @@ class Trainer:
 
         Pass the same ``loss_fn`` object every step: compiled steps are cached by it.
         """
-        ensure_materialized(self.net, loss_fn, batch)
-        self._check_membership()
-        table = backend_of(self.net, list(self.net._listing().values()))
-        if self.compile and "jit" in table.capabilities:
-            return self._compiled_step(table, loss_fn, batch)
+        plan = self._plan_for(loss_fn, batch)
+        if plan.compiled:
+            return self._compiled_step(plan, loss_fn, batch)
         grad_fn = self._grad_fns.get(loss_fn)
         if grad_fn is None:
             grad_fn = self._grad_fns[loss_fn] = value_and_grad(loss_fn)
@@ -82,12 +81,18 @@ class Trainer:
         self.optimizer.step()
         return loss
 
-    def _check_membership(self) -> None:
-        """The optimizer may update a subset of the net, never anything else."""
-        key = nets._generation
-        if self._checked == key:
-            return
-        inside = {id(p) for p in self.net._listing().values()}
+    def _plan_for(self, loss_fn: LossFn, batch: tuple[Any, ...]) -> _Plan:
+        """The step's structure, rebuilt only when the net or a frozen flag changed."""
+        plan = self._plan
+        if (
+            plan is not None
+            and plan.generation == nets._generation
+            and plan.frozen == tuple(p.frozen for p in plan.params)
+        ):
+            return plan
+        ensure_materialized(self.net, loss_fn, batch)
+        params = list(self.net._listing().values())
+        inside = {id(p) for p in params}
         outside = [
             self.optimizer._names.get(id(p)) or p.name
             for group in self.optimizer.param_groups
@@ -100,49 +105,58 @@ class Trainer:
                 f"the net: {outside}. Build the optimizer from net.params() (again "
                 "after load() re-ties parameters or share() replaces them)."
             )
-        self._checked = key
+        table = backend_of(self.net, params)
+        compiled = self.compile and "jit" in table.capabilities
+        train = trainable(self.net)[1] if compiled else []
+        plan = self._plan = _Plan(
+            generation=nets._generation,
+            params=params,
+            frozen=tuple(p.frozen for p in params),
+            table=table,
+            compiled=compiled,
+            train=train,
+            others=[p for p in params if p.frozen],
+        )
+        plan.key = (tuple(map(id, plan.train)), tuple(map(id, plan.others)))
+        return plan
 
     def _compiled_step(
-        self, table: Any, loss_fn: LossFn, batch: tuple[Any, ...]
+        self, plan: _Plan, loss_fn: LossFn, batch: tuple[Any, ...]
     ) -> Any:
-        opt, net = self.optimizer, self.net
-        _, train = trainable(net)
-        others = [p for p in net._listing().values() if p.frozen]
+        opt, table = self.optimizer, plan.table
         entries = list(opt.entries())
         states = [opt.state_for(p) for _, p in entries]
         host = [
             opt.coefficients(g, p, st["step"] + 1)
             for (g, p), st in zip(entries, states)
         ]
-        names = tuple(tuple(c) for c in host)
-        width = max((len(c) for c in host), default=0)
-        # One float32 array for every coefficient of the step: one host-to-device
-        # transfer instead of one per scalar.
-        coeffs = np.zeros((len(host), width), dtype=np.float32)
-        for row, c in enumerate(host):
-            coeffs[row, : len(c)] = list(c.values())
+        # One float32 array holds every coefficient of the step: one host-to-device
+        # transfer instead of one per scalar. Rows follow ``entries``.
+        coeffs = np.array([list(c.values()) for c in host], dtype=np.float32)
         statics = tuple(opt.static(g, p) for g, p in entries)
-        key = (
-            names,
-            loss_fn,
-            tuple(map(id, train)),
-            tuple(map(id, others)),
-            tuple(id(p) for _, p in entries),
-            statics,
-        )
+        key = (loss_fn, plan.key, tuple(id(p) for _, p in entries), statics)
         fn = self._compiled.get(key)
         if fn is None:
+            names = tuple(tuple(c) for c in host)
             fn = self._compiled[key] = table.jit(
                 _pure_step(
-                    net, opt, table, loss_fn, train, others, entries, statics, names
+                    self.net,
+                    opt,
+                    table,
+                    loss_fn,
+                    plan.train,
+                    plan.others,
+                    entries,
+                    statics,
+                    names,
                 )
             )
         previous = _backend._active
         _backend.activate(table)
         try:
             loss, grads, new_ws, new_states = fn(
-                [p._data for p in train],
-                [p._data for p in others],
+                [p._data for p in plan.train],
+                [p._data for p in plan.others],
                 [st["arrays"] for st in states],
                 coeffs,
                 list(batch),
@@ -152,12 +166,26 @@ class Trainer:
                 _backend.activate(previous)
         for st in states:
             st["step"] += 1  # only once the step has succeeded
-        for p, g in zip(train, grads):
+        for p, g in zip(plan.train, grads):
             p._grad = g
         for (_, p), w, st, s in zip(entries, new_ws, states, new_states):
             p._data = table.assign(p._data, w)
             st["arrays"] = s
         return loss
+
+
+@dataclass(eq=False)
+class _Plan:
+    """What a step needs to know about the net's structure (cached between steps)."""
+
+    generation: int
+    params: list[Any]
+    frozen: tuple[bool, ...]
+    table: Any
+    compiled: bool
+    train: list[Any]
+    others: list[Any]
+    key: tuple[Any, ...] = ()
 
 
 def _pure_step(
