@@ -22,7 +22,19 @@ Conventions shared by every hook:
 * *scalar*: a Python ``float`` or ``int``. Binary math hooks accept a scalar in
   either position; the result keeps the array's dtype (float32 stays float32).
 * *dtype*: a NumPy dtype name such as ``"float32"``.
-* Math hooks never modify their inputs. Only :func:`assign` writes.
+* Math hooks never modify their inputs. Only :func:`assign` and :func:`axpby` write.
+* Defaults users rely on through ``unified.ops`` (implementations must provide
+  them): ``sum/mean/max(x, axis=None, keepdims=False)``, ``softmax/log_softmax(x,
+  axis=-1)``, ``transpose(x, axes=None)``, ``linear(x, weight, bias=None)``.
+* Capabilities: ``inplace`` (declared in ``BackendInfo``) means :func:`assign` and
+  :func:`axpby` write into their target and return it; ``jit`` comes with the
+  optional :func:`jit` hook. The conformance suite skips, with the reason, what a
+  backend does not declare.
+* Floating point is what the library uses and what the suite checks (float32 by
+  default); integer arrays appear as labels (``one_hot``, losses). A backend that
+  cannot hold a requested 64-bit dtype (JAX without x64) may return the 32-bit one.
+* Reductions may return a 0-d array or the framework's scalar type; both count as
+  native arrays. ``value_and_grad`` differentiates float inputs only.
 """
 
 from __future__ import annotations
@@ -331,7 +343,8 @@ def one_hot(indices: Array, depth: int, dtype: str) -> Array:
     """Return one-hot rows for integer ``indices`` (not differentiable).
 
     :param indices: integer labels of shape ``(n,)`` (any integer or float dtype
-        holding whole numbers).
+        holding whole numbers), each in ``[0, depth)``; other values are
+        unspecified (backends differ: zero rows or an error).
     :param depth: the number of classes.
     :returns: ``(n, depth)`` array of ``dtype``.
     """
