@@ -75,6 +75,10 @@ class Optimizer:
         self.state: dict[int, dict[str, Any]] = {}
         self.names(explicit_only=True)  # duplicates fail now, not as lost state later
 
+    def name_of(self, p: Parameter) -> str:
+        """The name ``p``'s state is saved under: its ParamDict key, else ``p.name``."""
+        return self._names.get(id(p)) or p.name
+
     def names(self, explicit_only: bool = False) -> dict[str, Parameter]:
         """Map the name each parameter's state is saved under to the parameter.
 
@@ -85,11 +89,9 @@ class Optimizer:
         clashes = []
         for group in self.param_groups:
             for p in group["params"]:
-                name = self._names.get(id(p))
-                if name is None:
-                    if explicit_only:
-                        continue  # named by p.name once a net has initialized it
-                    name = p.name
+                if explicit_only and self._names.get(id(p)) is None:
+                    continue  # named by p.name once a net has initialized it
+                name = self.name_of(p)
                 if name in by_name:
                     clashes.append(name)
                 by_name[name] = p

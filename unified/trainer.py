@@ -95,7 +95,7 @@ class Trainer:
         params = list(self.net._listing().values())
         inside = {id(p) for p in params}
         outside = [
-            self.optimizer._names.get(id(p)) or p.name
+            self.optimizer.name_of(p)
             for group in self.optimizer.param_groups
             for p in group["params"]
             if id(p) not in inside
@@ -109,6 +109,7 @@ class Trainer:
         table = backend_of(self.net, params)
         compiled = self.compile and "jit" in table.capabilities
         train = trainable(self.net)[1] if compiled else []
+        others = [p for p in params if p.frozen]
         plan = self._plan = _Plan(
             generation=nets._generation,
             params=params,
@@ -116,9 +117,9 @@ class Trainer:
             table=table,
             compiled=compiled,
             train=train,
-            others=[p for p in params if p.frozen],
+            others=others,
+            key=(tuple(map(id, train)), tuple(map(id, others))),
         )
-        plan.key = (tuple(map(id, plan.train)), tuple(map(id, plan.others)))
         return plan
 
     def _compiled_step(
@@ -196,7 +197,7 @@ class _Plan:
     compiled: bool
     train: list[Any]
     others: list[Any]
-    key: tuple[Any, ...] = ()
+    key: tuple[Any, ...]  # identifies the structure among compiled steps
 
 
 def _pure_step(
