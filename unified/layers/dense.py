@@ -1,4 +1,4 @@
-"""Layers written only in ``unified.ops``: ``Dense`` and the activations.
+"""``Dense``: the fully connected layer, written only in ``unified.ops``.
 
 Example::
 
@@ -17,16 +17,9 @@ from typing import Any
 from unified import ops
 from unified.errors import ShapeError
 from unified.init import Initializer
+from unified.layers.activations import check_activation
 from unified.nets import Net
 from unified.parameters import ParamDict, Parameter
-
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
-
-
-def _check_activation(name: str | None) -> str | None:
-    if name is not None and name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
-    return name
 
 
 class Dense(Net):
@@ -59,7 +52,7 @@ class Dense(Net):
     ) -> None:
         super().__init__()
         self.units = int(units)
-        self.activation = _check_activation(activation)
+        self.activation = check_activation(activation)
         if params is not None:
             self._adopt(params, use_bias, in_units)
             return
@@ -124,38 +117,3 @@ class Dense(Net):
             f"{self.weight.shape[1]} -> {self.units}, {act}, "
             f"weight {self.weight.shape}{bias}"
         )
-
-
-class Activation(Net):
-    """Apply an activation by name: ``"relu"``, ``"sigmoid"`` or ``"tanh"``."""
-
-    def __init__(self, activation: str) -> None:
-        super().__init__()
-        self.activation = _check_activation(activation)
-
-    def forward(self, x: Any) -> Any:
-        return getattr(ops, self.activation)(x)  # type: ignore[arg-type]
-
-    def _describe(self) -> str:
-        return str(self.activation) if type(self) is Activation else ""
-
-
-class ReLU(Activation):
-    """``max(x, 0)``."""
-
-    def __init__(self) -> None:
-        super().__init__("relu")
-
-
-class Sigmoid(Activation):
-    """``1 / (1 + exp(-x))``."""
-
-    def __init__(self) -> None:
-        super().__init__("sigmoid")
-
-
-class Tanh(Activation):
-    """Hyperbolic tangent."""
-
-    def __init__(self) -> None:
-        super().__init__("tanh")
