@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from unified import backend as _backend
+from unified import data as _data
 from unified.errors import NothingToDifferentiateError, StructureError
 from unified.nets import Net
 from unified.parameters import Parameter
@@ -40,6 +41,17 @@ def trainable(net: Net) -> tuple[list[str], list[Parameter]]:
             "unified.unfreeze(net, pattern) or p.frozen = False."
         )
     return names, [listing[n] for n in names]
+
+
+def convert_batch(net: Net, args: tuple[Any, ...], owner: str) -> tuple[Any, ...]:
+    """Convert the batch arguments once, before ``loss_fn`` sees them (SPEC 10)."""
+    if not isinstance(net, Net):
+        raise TypeError(
+            f"{owner}: the first argument must be the unified.Net to differentiate, "
+            f"got {type(net).__name__}. Call it as f(net, *batch)."
+        )
+    table = net._backend or _backend.current_backend()
+    return _data.convert_call(table, args, net, f"{owner} (batch argument)")
 
 
 def ensure_materialized(net: Net, loss_fn: LossFn, args: tuple[Any, ...]) -> None:
@@ -65,6 +77,18 @@ def backend_of(net: Net, params: list[Parameter]) -> Any:
     return next(iter(tables.values()))
 
 
+def check_scalar(loss: Any, loss_fn: LossFn) -> Any:
+    """Return ``loss`` if it holds one value; raise the same error on every backend."""
+    shape = tuple(getattr(loss, "shape", ()))
+    if any(d != 1 for d in shape):
+        name = getattr(loss_fn, "__name__", "loss_fn")
+        raise ValueError(
+            f"{name} must return a scalar loss, got an array of shape {shape}. Reduce "
+            "it, e.g. with unified.ops.mean(...) or a loss with reduction='mean'."
+        )
+    return loss
+
+
 def traced_call(
     net: Net, params: list[Parameter], loss_fn: LossFn, args: tuple[Any, ...]
 ) -> Callable[[list[Any]], Any]:
@@ -76,7 +100,7 @@ def traced_call(
         for p, a in zip(params, arrays):
             p._data = a
         try:
-            return loss_fn(net, *args)
+            return check_scalar(loss_fn(net, *args), loss_fn)
         finally:
             for p, a in zip(params, saved):
                 p._data = a
@@ -97,6 +121,7 @@ def value_and_grad(
     """
 
     def wrapped(net: Net, *args: Any) -> tuple[Any, dict[str, Any]]:
+        args = convert_batch(net, args, "value_and_grad")
         ensure_materialized(net, loss_fn, args)
         names, params = trainable(net)
         table = backend_of(net, params)

@@ -15,9 +15,11 @@ Example::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from unified import data as _data
 from unified import hookspecs
 from unified.plugins import BackendTable, registry
 
@@ -43,9 +45,47 @@ def activate(table: BackendTable) -> None:
     _active = table
     from unified import ops
 
-    namespace = vars(ops)
-    for name in hookspecs.MATH_HOOKS:
-        namespace[name] = getattr(table, name)
+    vars(ops).update(_user_ops(table))
+
+
+_USER_OPS: dict[int, dict[str, Callable[..., Any]]] = {}
+
+
+def _user_ops(table: BackendTable) -> dict[str, Callable[..., Any]]:
+    """The ``unified.ops`` functions of ``table``, built once per backend."""
+    found = _USER_OPS.get(id(table))
+    if found is None:
+        found = _USER_OPS[id(table)] = {
+            name: _accepting_host_data(table, getattr(table, name))
+            for name in hookspecs.MATH_HOOKS
+        }
+    return found
+
+
+def _accepting_host_data(
+    table: BackendTable, hook: Callable[..., Any]
+) -> Callable[..., Any]:
+    """Wrap ``hook`` so that it also takes NumPy data (SPEC 10).
+
+    Native arrays go straight through (the cost is one Python call). Only when the
+    backend rejects a call is its host data converted (see
+    :func:`unified.data.convert_op_args`) and the call made again; an error with
+    nothing to convert is raised as it was.
+    """
+
+    def op(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return hook(*args, **kwargs)
+        except Exception:
+            converted = _data.convert_op_args(table, args)
+            if converted is None:
+                raise
+        return hook(*converted, **kwargs)
+
+    op.__name__ = op.__qualname__ = getattr(hook, "__name__", "op")
+    op.__doc__ = hook.__doc__
+    op.__wrapped__ = hook  # type: ignore[attr-defined]
+    return op
 
 
 def set_backend(name: str) -> BackendTable:

@@ -17,6 +17,8 @@ from typing import Any
 
 from unified import ops
 from unified.backend import current_backend
+from unified.checks import check_labels, defer_label_check
+from unified.data import dtype_name, host_to_native
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -38,14 +40,16 @@ def _reduce(per_sample: Any, reduction: str) -> Any:
     raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
-def _native(x: Any, dtype: str | None = None) -> Any:
+def _native(x: Any, like: Any = None) -> Any:
+    """Convert host data (labels, targets) to a native array; floats take the dtype
+    of ``like`` (the prediction), float32 when it is host data too."""
     table = current_backend()
     if table.is_array(x):
         return x
-    import numpy as np
-
-    arr = np.asarray(x)
-    return table.asarray(arr, dtype or arr.dtype.name)
+    float_dtype = "float32"
+    if like is not None and table.is_array(like):
+        float_dtype = dtype_name(getattr(like, "dtype", None)) or float_dtype
+    return host_to_native(table, x, "loss target", float_dtype)
 
 
 def softmax_cross_entropy(
@@ -55,24 +59,36 @@ def softmax_cross_entropy(
 
     ``labels`` are integer class indices of shape ``(n,)`` or class probabilities
     with the shape of ``logits``; per-sample losses are summed over ``axis``.
+    Class indices outside ``[0, classes)`` raise :class:`IndexError` on every
+    backend.
     """
-    labels = _native(labels)
+    logits = _native(logits)
+    labels = _native(labels, logits)
     logp = ops.log_softmax(logits, axis)
     if len(labels.shape) == len(logits.shape) - 1:
-        labels = ops.one_hot(labels, logits.shape[axis], "float32")
+        depth = int(logits.shape[axis])
+        concrete = check_labels(labels, depth)
+        onehot = ops.one_hot(labels, depth, _float_name(logits))
+        if not concrete:
+            defer_label_check(labels, onehot, depth)
+        labels = onehot
     return _reduce(ops.negative(ops.sum(ops.multiply(logp, labels), axis)), reduction)
+
+
+def _float_name(x: Any) -> str:
+    return dtype_name(getattr(x, "dtype", None)) or "float32"
 
 
 def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:
     """Mean squared error: ``(pred - target) ** 2`` averaged over every element."""
-    return _reduce(
-        ops.square(ops.subtract(pred, _native(target, "float32"))), reduction
-    )
+    pred = _native(pred)
+    return _reduce(ops.square(ops.subtract(pred, _native(target, pred))), reduction)
 
 
 def l1_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:
     """Mean absolute error: ``|pred - target|`` averaged over every element."""
-    return _reduce(ops.abs(ops.subtract(pred, _native(target, "float32"))), reduction)
+    pred = _native(pred)
+    return _reduce(ops.abs(ops.subtract(pred, _native(target, pred))), reduction)
 
 
 def binary_cross_entropy_with_logits(
@@ -82,7 +98,8 @@ def binary_cross_entropy_with_logits(
 
     Uses ``max(x, 0) - x*t + log1p(exp(-|x|))``.
     """
-    t = _native(target, "float32")
+    logits = _native(logits)
+    t = _native(target, logits)
     loss = ops.add(
         ops.subtract(ops.relu(logits), ops.multiply(logits, t)),
         ops.log1p(ops.exp(ops.negative(ops.abs(logits)))),

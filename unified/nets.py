@@ -28,9 +28,8 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from unified import backend as _backend
+from unified import data as _data
 from unified import init as _init
 from unified.parameters import ParamDict, Parameter
 
@@ -87,17 +86,42 @@ class Net:
         """Compute the output; subclasses implement it with ``unified.ops``."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         table = self._backend
-        if table is None or table is _backend._active:
-            return self.forward(*args)
-        previous = _backend._active
+        active = _backend._active
+        if table is None:
+            table = active or _backend.current_backend()
+        args = _data.convert_call(table, args, self)
+        if kwargs:
+            kwargs = self._convert_kwargs(table, kwargs)
+        if table is active:
+            return self.forward(*args, **kwargs)
+        previous = active
         _backend.activate(table)
         try:
-            return self.forward(*args)
+            return self.forward(*args, **kwargs)
         finally:
             if previous is not None:
                 _backend.activate(previous)
+
+    def _convert_kwargs(self, table: BackendTable, kwargs: dict[str, Any]) -> Any:
+        """Convert keyword data (strings are options here, not data)."""
+        return {
+            k: v
+            if isinstance(v, (str, bytes))
+            else _data.convert_one(
+                table, v, self._float_dtype, f"argument {k!r} of {type(self).__name__}"
+            )
+            for k, v in kwargs.items()
+        }
+
+    @property
+    def _float_dtype(self) -> str:
+        """The dtype floating input data takes: the first floating parameter's."""
+        for p in self._listing().values():
+            if p.dtype.startswith("float"):
+                return p.dtype
+        return _data.DEFAULT_FLOAT
 
     # -- structure -------------------------------------------------------------------
     def children(self) -> Iterator[tuple[str, Net]]:
@@ -285,9 +309,6 @@ class Sequential(Net):
         return (v for v in self._entries.values() if isinstance(v, Net))
 
     def forward(self, x: Any) -> Any:
-        table = self._backend
-        if table is not None and type(x) is np.ndarray and table.name != "numpy":
-            x = table.asarray(x, x.dtype.name)
         for layer in self:
             x = layer(x)
         return x

@@ -34,6 +34,7 @@ from unified import nets
 from unified.autodiff import (
     LossFn,
     backend_of,
+    convert_batch,
     ensure_materialized,
     traced_call,
     trainable,
@@ -72,6 +73,7 @@ class Trainer:
 
         Pass the same ``loss_fn`` object every step: compiled steps are cached by it.
         """
+        batch = convert_batch(self.net, batch, "Trainer.step")
         plan = self._plan_for(loss_fn, batch)
         if plan.compiled:
             return self._compiled_step(plan, loss_fn, batch)

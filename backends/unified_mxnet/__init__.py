@@ -140,6 +140,9 @@ def _np_restore(previous: int) -> None:
     _set_is_np_shape(previous, _SINK)
 
 
+from unified_mxnet.scalar import Scalar as _Scalar  # noqa: E402  (needs _np_on)
+from unified_mxnet.scalar import as_scalar as _as_scalar  # noqa: E402
+
 _NO_DIMS = c_array(ctypes.c_int64, ())
 
 
@@ -153,7 +156,7 @@ def _to_0d(x: Array) -> Array:
     mx.base.check_call(
         _LIB.MXNDArrayReshape64(x.handle, 0, _NO_DIMS, False, ctypes.byref(handle))
     )
-    return _NDArray(handle=handle, writable=x.writable)
+    return _Scalar(handle=handle, writable=x.writable)
 
 
 def _reduce(op: Callable[..., Array], x: Array, axis: Axis, keepdims: bool) -> Array:
@@ -380,8 +383,7 @@ def value_and_grad(
                 _nd.zeros_like(leaf, out=g)
         _grad_buffers.keep(keys, grads)
         value = out.detach()
-        if value.ndim != 0:
-            value = _to_0d(value)
+        value = _to_0d(value) if value.ndim != 0 else _as_scalar(value)
         return value, grads
     finally:
         _np_restore(prev)
