@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,7 +27,8 @@ import numpy as np
 
 from unified.errors import CheckpointError, StructureError
 from unified.nets import Net
-from unified.parameters import ParamDict, Parameter
+from unified.parameters import ParamDict, Parameter, compile_pattern, no_match_message
+from unified.validation import number
 
 Group = dict[str, Any]
 Arrays = dict[str, Any]
@@ -46,10 +46,9 @@ class Optimizer:
     defaults: dict[str, Any] = {}
     state_keys: tuple[str, ...] = ()
 
-    def __init__(self, params: Any, lr: float, **hyper: Any) -> None:
-        if lr is None or not isinstance(lr, (int, float)) or lr < 0:
-            raise ValueError(f"lr must be a non-negative number, got {lr!r}")
-        self.defaults = {**type(self).defaults, "lr": float(lr), **hyper}
+    def __init__(self, params: Any, lr: float | None = None, **hyper: Any) -> None:
+        owner = type(self).__name__
+        self.defaults = {**type(self).defaults, "lr": lr, **hyper}
         self.param_groups: list[Group] = []
         # Names given by ParamDict keys (plus a group's optional "prefix"); a bare
         # Parameter is named by p.name when state is saved, so that it gets the
@@ -71,9 +70,25 @@ class Optimizer:
                     seen.add(id(p))
                     members.append(p)
                     self._names[id(p)] = None if name is None else prefix + name
-            self.param_groups.append({**self.defaults, **group, "params": members})
+            merged = {**self.defaults, **group, "params": members}
+            self.param_groups.append(_checked_group(merged, owner))
         self.state: dict[int, dict[str, Any]] = {}
+        self._by_structure: set[int] = set()  # named by p.name after a clash
+        self._resolve_name_clashes()
         self.names(explicit_only=True)  # duplicates fail now, not as lost state later
+
+    def _resolve_name_clashes(self) -> None:
+        """Groups from sub-nets (``enc.params()``, ``dec.params()``) give several
+        parameters the same key (``weight``): those are named by their structural
+        ``p.name`` instead (``enc.weight`` once the model is initialized)."""
+        count: dict[str, int] = {}
+        for name in self._names.values():
+            if name is not None:
+                count[name] = count.get(name, 0) + 1
+        for key, name in list(self._names.items()):
+            if name is not None and count[name] > 1:
+                self._names[key] = None
+                self._by_structure.add(key)
 
     def name_of(self, p: Parameter) -> str:
         """The name ``p``'s state is saved under: its ParamDict key, else ``p.name``."""
@@ -89,7 +104,11 @@ class Optimizer:
         clashes = []
         for group in self.param_groups:
             for p in group["params"]:
-                if explicit_only and self._names.get(id(p)) is None:
+                if (
+                    explicit_only
+                    and self._names.get(id(p)) is None
+                    and id(p) not in self._by_structure
+                ):
                     continue  # named by p.name once a net has initialized it
                 name = self.name_of(p)
                 if name in by_name:
@@ -273,6 +292,36 @@ class Optimizer:
             self.state[id(p)] = {"step": int(entry["step"]), "arrays": arrays}
 
 
+_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "lr": (0.0, None, False),
+    "weight_decay": (0.0, None, False),
+    "momentum": (0.0, None, False),
+    "dampening": (0.0, 1.0, False),
+    "eps": (0.0, None, False),
+    "alpha": (0.0, 1.0, False),
+}
+
+
+def _checked_group(group: Group, owner: str) -> Group:
+    """Validate one group's options (after defaults are merged in)."""
+    if group.get("lr") is None:
+        raise TypeError(
+            f"{owner}: lr is required: pass lr=... or give every parameter group "
+            "its own 'lr', e.g. SGD([{'params': a.params(), 'lr': 0.1}, ...])."
+        )
+    for key, (low, high, high_open) in _RANGES.items():
+        if key in group:
+            group[key] = number(group[key], key, owner, low, high, high_open)
+    if "betas" in group:
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{owner}: betas must be a pair, got {betas!r}")
+        group["betas"] = tuple(
+            number(b, "betas", owner, 0.0, 1.0, high_open=True) for b in betas
+        )
+    return group
+
+
 def _as_groups(params: Any) -> list[dict[str, Any]]:
     """Normalize every accepted ``params`` form to groups of ``(name, parameter)``."""
     if isinstance(params, Net):
@@ -314,22 +363,30 @@ def lr_groups(net: Net, patterns: Mapping[str, float]) -> list[dict[str, Any]]:
         ...  for g in U.lr_groups(net, {"0\\\\..*": 0.1})]
         [(['0.weight', '0.bias'], 0.1), (['1.weight', '1.bias'], None)]
     """
-    compiled = []
-    for pattern, lr in patterns.items():
-        try:
-            compiled.append((re.compile(pattern), float(lr)))
-        except re.error as exc:
-            raise ValueError(f"invalid lr_groups pattern {pattern!r}: {exc}") from None
+    compiled = [
+        (compile_pattern(p), number(lr, "lr", "lr_groups", low=0.0))
+        for p, lr in patterns.items()
+    ]
     buckets: dict[int, dict[str, Parameter]] = {i: {} for i in range(len(compiled) + 1)}
     for name, p in net._listing().items():
         index = next(
             (i for i, (c, _) in enumerate(compiled) if c.fullmatch(name)), len(compiled)
         )
         buckets[index][name] = p
+    names = list(net._listing())
+    for i, (c, _) in enumerate(compiled):
+        if not buckets[i]:
+            taken = [n for n in names if c.fullmatch(n)]
+            if not taken:
+                raise ValueError(no_match_message(c.pattern, names, "lr_groups"))
+            raise ValueError(
+                f"lr_groups: every name the pattern {c.pattern!r} matches ({taken[:4]}"
+                f"{' ...' if len(taken) > 4 else ''}) was taken by an earlier pattern "
+                "(the first match wins). Reorder the patterns or remove this one."
+            )
     groups: list[dict[str, Any]] = [
         {"params": ParamDict(buckets[i]), "lr": lr}
         for i, (_, lr) in enumerate(compiled)
-        if buckets[i]
     ]
     if buckets[len(compiled)]:
         groups.append({"params": ParamDict(buckets[len(compiled)])})
@@ -355,7 +412,7 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: Any,
-        lr: float,
+        lr: float | None = None,
         momentum: float = 0.0,
         dampening: float = 0.0,
         nesterov: bool = False,
@@ -434,14 +491,12 @@ class Adam(Optimizer):
     def __init__(
         self,
         params: Any,
-        lr: float,
+        lr: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
     ) -> None:
-        if not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas must be in [0, 1), got {betas}")
         super().__init__(
             params,
             lr,
@@ -503,7 +558,7 @@ class AdamW(Adam):
     def __init__(
         self,
         params: Any,
-        lr: float,
+        lr: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
@@ -532,7 +587,7 @@ class RMSProp(Optimizer):
     def __init__(
         self,
         params: Any,
-        lr: float,
+        lr: float | None = None,
         alpha: float = 0.99,
         eps: float = 1e-8,
         momentum: float = 0.0,

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import re
 import warnings
 from collections.abc import Iterator, Mapping
@@ -58,6 +59,22 @@ class Parameter:
             read at every optimizer step.
     """
 
+    __slots__ = (
+        "name",
+        "_shape",
+        "dtype",
+        "init",
+        "lr_mult",
+        "wd_mult",
+        "frozen",
+        "_own_init",
+        "_data",
+        "_grad",
+        "_backend",
+        "_pending",
+        "__weakref__",
+    )
+
     def __init__(
         self,
         name: str = "weight",
@@ -67,9 +84,11 @@ class Parameter:
         lr_mult: float = 1.0,
         wd_mult: float = 1.0,
     ) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"Parameter name must be a non-empty string, got {name!r}")
         self.name = name
-        self._shape: Shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype).name
+        self._shape: Shape = _check_shape(shape, name)
+        self.dtype = _check_dtype(dtype, name)
         self.init = _init.create(init)
         self.lr_mult = float(lr_mult)
         self.wd_mult = float(wd_mult)
@@ -277,13 +296,108 @@ class Parameter:
         self._pending = None
         self._store(np.array(host, dtype=self.dtype, copy=True))
 
+    # -- PyTorch spellings and element writes (SPEC 11) -----------------------------
+    @property
+    def requires_grad(self) -> bool:
+        """``not frozen`` (PyTorch's spelling); setting it freezes or unfreezes."""
+        return not self.frozen
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.frozen = not bool(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Parameter:
+        """Set :attr:`requires_grad` and return the parameter (PyTorch's spelling)."""
+        self.requires_grad = requires_grad
+        return self
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """Read elements as a NumPy copy: ``p[0, 0]``, ``p[:, :2]``."""
+        return self.numpy()[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """Write elements on every backend: ``p[0, 0] = 100``, ``p[:] += 1``.
+
+        The write goes through the host (a NumPy copy of the value, updated and
+        stored back in place where the backend allows), so it works on immutable
+        JAX arrays too. Arrays obtained earlier from :meth:`data` may or may not
+        follow the write, depending on the backend: read ``p.data()`` again.
+        """
+        host = self.numpy()
+        if self._backend is not None and self._backend.is_array(value):
+            value = self._backend.to_numpy(value)
+        host[key] = value
+        self._store(host)
+
     def __deepcopy__(self, memo: dict[int, Any]) -> Parameter:
         """Copy everything but the value, gradient and backend (used by ``port``)."""
         new = Parameter.__new__(Parameter)
-        new.__dict__.update(self.__dict__)
+        for slot in Parameter.__slots__:
+            if slot != "__weakref__" and hasattr(self, slot):
+                object.__setattr__(new, slot, getattr(self, slot))
         new._data = new._grad = new._backend = None
         memo[id(self)] = new
         return new
+
+
+def compile_pattern(pattern: Any) -> re.Pattern[str]:
+    """Compile a selection pattern, or raise a ``ValueError`` naming it."""
+    if not isinstance(pattern, str):
+        raise TypeError(
+            f"parameter selection patterns are strings (regular expressions), got "
+            f"{pattern!r}"
+        )
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(
+            f"invalid parameter selection pattern {pattern!r}: {exc}. Patterns are "
+            "regular expressions matched against whole names, e.g. '.*weight'."
+        ) from None
+
+
+def no_match_message(pattern: str, names: list[str], action: str) -> str:
+    """Say that ``pattern`` selects none of ``names``, with the closest ones."""
+    near = difflib.get_close_matches(pattern, names, n=4, cutoff=0.3) or names[:4]
+    return (
+        f"{action}: the pattern {pattern!r} selects no parameter. Patterns match "
+        f"whole names (re.fullmatch), so a prefix such as '0' needs '0\\..*'. "
+        f"Nearby names: {near}{' ...' if len(names) > len(near) else ''}."
+    )
+
+
+def _check_shape(shape: Any, name: str) -> Shape:
+    """Validate a parameter shape: whole numbers >= 0, or -1 for unknown."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(
+            f"Parameter {name!r}: shape must be a tuple of ints, got {shape!r}"
+        ) from None
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < -1:
+            raise ValueError(
+                f"Parameter {name!r}: shape {dims!r} has the invalid dimension {d!r}; "
+                "dimensions are whole numbers >= 0, or -1 for one inferred later."
+            )
+    return tuple(int(d) for d in dims)
+
+
+def _check_dtype(dtype: Any, name: str) -> str:
+    """Validate a parameter dtype: a floating NumPy dtype name."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"Parameter {name!r}: unknown dtype {dtype!r}; expected a floating dtype "
+            "name such as 'float32'."
+        ) from None
+    if resolved.kind != "f":
+        raise TypeError(
+            f"Parameter {name!r}: dtype {resolved.name} is not a floating dtype; "
+            "parameters are float16, float32 or float64."
+        )
+    return resolved.name
 
 
 def _host_array(value: Any) -> np.ndarray:
@@ -308,8 +422,17 @@ class ParamDict(Mapping[str, Parameter]):
         ['0.weight', '1.weight']
     """
 
-    def __init__(self, items: Mapping[str, Parameter] | None = None) -> None:
+    def __init__(
+        self,
+        items: Mapping[str, Parameter] | None = None,
+        selected_by: list[str] | None = None,
+        among: list[str] | None = None,
+    ) -> None:
         self._items: dict[str, Parameter] = dict(items or {})
+        # The patterns this selection was made with and the names it chose from,
+        # so that acting on an empty selection can say what went wrong.
+        self._selected_by = selected_by
+        self._among = among
 
     def __getitem__(self, name: str) -> Parameter:
         try:
@@ -339,29 +462,71 @@ class ParamDict(Mapping[str, Parameter]):
         if select is None:
             return self
         patterns = [select] if isinstance(select, str) else list(select)
-        compiled = []
-        for pattern in patterns:
-            try:
-                compiled.append(re.compile(pattern))
-            except re.error as exc:
-                raise ValueError(
-                    f"invalid parameter selection pattern {pattern!r}: {exc}. Patterns "
-                    "are regular expressions matched against whole names, e.g. "
-                    "'.*weight'."
-                ) from None
+        compiled = [compile_pattern(pattern) for pattern in patterns]
         return ParamDict(
             {
                 n: p
                 for n, p in self._items.items()
                 if any(c.fullmatch(n) for c in compiled)
-            }
+            },
+            selected_by=patterns,
+            among=list(self._items),
         )
+
+    def require(self, select: str | list[str] | None, action: str) -> ParamDict:
+        """Like :meth:`select`, but every pattern must select something.
+
+        :raises ValueError: naming a pattern that matches no parameter, with the
+            names closest to it.
+        """
+        if select is None:
+            return self
+        patterns = [select] if isinstance(select, str) else list(select)
+        names = list(self._items)
+        for pattern in patterns:
+            c = compile_pattern(pattern)
+            if not any(c.fullmatch(n) for n in names):
+                raise ValueError(no_match_message(pattern, names, action))
+        return self.select(patterns)
+
+    def _check_not_empty(self, action: str) -> None:
+        if not self._items and self._selected_by:
+            raise ValueError(
+                no_match_message(self._selected_by[0], self._among or [], action)
+            )
 
     def setattr(self, name: str, value: Any) -> None:
         """Set an attribute (``lr_mult``, ``wd_mult``, ``frozen``) on every
-        parameter."""
+        parameter.
+
+        :raises ValueError: on an empty selection (a pattern that matched nothing).
+        """
+        self._check_not_empty(f"setting {name}")
         for p in self._items.values():
             setattr(p, name, value)
+
+    def initialize(
+        self, init: _init.Initializer | str | None = None, force_reinit: bool = False
+    ) -> None:
+        """Initialize these parameters (Gluon's ``collect_params(...).initialize``).
+
+        Values are keyed by the structural names of this selection, so
+        ``net.params(".*weight").initialize(init)`` draws the same values as
+        ``net.initialize(init)`` would for those parameters.
+        """
+        self._check_not_empty("initialize")
+        from unified.backend import current_backend
+
+        global_init = _init.create(init)
+        seed, epoch = _init.next_epoch()
+        for name, p in self._items.items():
+            table = p._backend or current_backend()
+            if not p._setup(name, global_init, seed, epoch, table, force_reinit):
+                warnings.warn(
+                    f"parameter {name!r} is already initialized and was left "
+                    "unchanged; pass force_reinit=True to draw it again.",
+                    stacklevel=2,
+                )
 
     def freeze(self) -> None:
         """Freeze every parameter: no gradient, no optimizer update."""

@@ -34,15 +34,17 @@ def owner_of(net: Net, path: str) -> tuple[Net, str]:
     return owner, leaf
 
 
-def share(dst: Net, src: Net) -> None:
+def share(dst: Net, src: Net, select: str | list[str] | None = None) -> None:
     """Tie every parameter of ``dst`` to the same-named parameter of ``src``.
 
     Afterwards both nets use ``src``'s parameter objects: one value, gradients summed
     over uses, one optimizer state. Shapes must agree where both are known (``-1``
     matches anything), else :class:`~unified.ShapeError` lists every mismatch.
+    ``select`` (a regular expression, or a list) ties only the names it matches;
+    a pattern that matches none of ``dst``'s names raises ``ValueError``.
     """
     theirs = src._listing()
-    mine = dst._listing()
+    mine = dict(dst.params().require(select, "share"))
     pairs = [(n, p, theirs[n]) for n, p in mine.items() if n in theirs]
     if not pairs:
         raise StructureError(
@@ -75,7 +77,8 @@ def share(dst: Net, src: Net) -> None:
 
 
 def _set_frozen(net: Net, select: str | list[str] | None, frozen: bool) -> None:
-    net.params(select).setattr("frozen", frozen)
+    action = "freeze" if frozen else "unfreeze"
+    net.params().require(select, action).setattr("frozen", frozen)
 
 
 def freeze(net: Net, select: str | list[str] | None = None) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from unified import backend as _backend
-from unified import nets
+from unified import checks, nets
 from unified.autodiff import (
     LossFn,
     backend_of,
@@ -60,6 +60,7 @@ class Trainer:
         self.compile = compile
         self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
         self._compiled: dict[Any, Callable[..., Any]] = {}
+        self._messages: dict[Any, list[str]] = {}
         self._plan: _Plan | None = None
         self._coeffs: tuple[np.ndarray, Any] | None = None
 
@@ -152,23 +153,23 @@ class Trainer:
         fn = self._compiled.get(key)
         if fn is None:
             names = tuple(tuple(c) for c in host)
-            fn = self._compiled[key] = table.jit(
-                _pure_step(
-                    self.net,
-                    opt,
-                    table,
-                    loss_fn,
-                    plan.train,
-                    plan.others,
-                    entries,
-                    statics,
-                    names,
-                )
+            pure, messages = _pure_step(
+                self.net,
+                opt,
+                table,
+                loss_fn,
+                plan.train,
+                plan.others,
+                entries,
+                statics,
+                names,
             )
+            fn = self._compiled[key] = table.jit(pure)
+            self._messages[key] = messages  # filled when fn is first traced
         previous = _backend._active
         _backend.activate(table)
         try:
-            loss, grads, new_ws, new_states = fn(
+            loss, grads, new_ws, new_states, counts = fn(
                 [p._data for p in plan.train],
                 [p._data for p in plan.others],
                 [st["arrays"] for st in states],
@@ -178,6 +179,9 @@ class Trainer:
         finally:
             if previous is not None:
                 _backend.activate(previous)
+        for count, message in zip(counts, self._messages[key], strict=True):
+            if float(count) > 0:  # nothing has been written back yet
+                raise IndexError(message)
         for st in states:
             st["step"] += 1  # only once the step has succeeded
         for p, g in zip(plan.train, grads):
@@ -212,9 +216,11 @@ def _pure_step(
     entries: list[Any],
     statics: tuple[Any, ...],
     names: tuple[tuple[str, ...], ...],
-) -> Callable[..., Any]:
-    """Build the pure function the backend compiles: loss, grads, new values, state."""
+) -> tuple[Callable[..., Any], list[str]]:
+    """Build the pure function the backend compiles: loss, grads, new values, state,
+    and the counts of failed checks; and the checks' messages (known once traced)."""
     position = {id(p): i for i, p in enumerate(train)}
+    messages: list[str] = []  # of the checks found while tracing (unified.checks)
 
     def step(
         train_arrays: list[Any],
@@ -228,10 +234,12 @@ def _pure_step(
             p._data = a
         try:
             fn = traced_call(net, train, loss_fn, tuple(batch))
-            value, grads = table.value_and_grad(fn, train_arrays)
+            with checks.collecting() as found:
+                value, grads = table.value_and_grad(fn, train_arrays)
         finally:
             for p, a in zip(others, saved):
                 p._data = a
+        messages[:] = [message for _, message in found]
         new_ws, new_states = [], []
         for row, ((_, p), s, static) in enumerate(zip(entries, state_arrays, statics)):
             c = {k: coeffs[row, j] for j, k in enumerate(names[row])}
@@ -239,6 +247,6 @@ def _pure_step(
             w, s = opt.rule(table, train_arrays[i], grads[i], s, c, static)
             new_ws.append(w)
             new_states.append(s)
-        return value, grads, new_ws, new_states
+        return value, grads, new_ws, new_states, [count for count, _ in found]
 
-    return step
+    return step, messages
