@@ -134,7 +134,7 @@ def load(
     arrays, metadata = read(path)
     params = {k: v for k, v in arrays.items() if not k.startswith(_OPT_PREFIX)}
     ties: dict[str, str] = json.loads(metadata.get("ties", "{}"))
-    uses = dict(net.named_parameters())
+    uses = dict(net.uses())
     problems = []
     for alias, canonical in ties.items():
         if alias in uses and canonical in uses and uses[alias] is not uses[canonical]:

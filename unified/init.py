@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from unified.validation import number, one_of
+
 __all__ = [
     "Constant",
     "Initializer",
@@ -189,7 +191,7 @@ class Uniform(Initializer):
     """``U[-scale, scale)``; the default initializer with ``scale=0.07``."""
 
     def __init__(self, scale: float = 0.07) -> None:
-        self.scale = float(scale)
+        self.scale = number(scale, "scale", "Uniform", low=0.0)
 
     def _init_weight(self, name: str, arr: np.ndarray) -> None:
         arr[...] = self.rng.uniform(-self.scale, self.scale, size=arr.shape)
@@ -199,7 +201,7 @@ class Normal(Initializer):
     """``N(0, sigma**2)``, not truncated."""
 
     def __init__(self, sigma: float = 0.01) -> None:
-        self.sigma = float(sigma)
+        self.sigma = number(sigma, "sigma", "Normal", low=0.0)
 
     def _init_weight(self, name: str, arr: np.ndarray) -> None:
         arr[...] = self.rng.normal(0.0, self.sigma, size=arr.shape)
@@ -226,12 +228,12 @@ class Xavier(Initializer):
     def __init__(
         self, rnd_type: str = "uniform", factor_type: str = "avg", magnitude: float = 3
     ) -> None:
-        if factor_type not in ("avg", "in", "out"):
-            raise ValueError(f"factor_type must be avg, in or out, got {factor_type!r}")
+        one_of(factor_type, ("avg", "in", "out"), "factor_type", "Xavier")
+        one_of(rnd_type, ("uniform", "gaussian"), "rnd_type", "Xavier")
         self.rnd_type, self.factor_type, self.magnitude = (
             rnd_type,
             factor_type,
-            magnitude,
+            number(magnitude, "magnitude", "Xavier", low=0.0),
         )
 
     def _init_weight(self, name: str, arr: np.ndarray) -> None:
@@ -254,7 +256,7 @@ class Orthogonal(Initializer):
     sign-fixed."""
 
     def __init__(self, scale: float = 1.0) -> None:
-        self.scale = float(scale)
+        self.scale = number(scale, "scale", "Orthogonal")
 
     def _init_weight(self, name: str, arr: np.ndarray) -> None:
         if arr.ndim < 2:
@@ -309,7 +311,7 @@ class xavier_uniform(_TorchStyle):  # noqa: N801 - torch's name
     """``U(-a, a)``, ``a = gain * sqrt(6 / (fan_in + fan_out))`` (torch.nn.init)."""
 
     def __init__(self, gain: float = 1.0) -> None:
-        self.gain = float(gain)
+        self.gain = number(gain, "gain", type(self).__name__, low=0.0)
 
     def _bound(self, shape: tuple[int, ...]) -> float:
         fan_in, fan_out = fans(shape)
@@ -333,8 +335,8 @@ class kaiming_uniform(_TorchStyle):  # noqa: N801 - torch's name
     def __init__(
         self, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
     ) -> None:
-        if mode not in ("fan_in", "fan_out"):
-            raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        one_of(mode, ("fan_in", "fan_out"), "mode", type(self).__name__)
+        calculate_gain(nonlinearity, a)  # an unknown nonlinearity fails now
         self.a, self.mode, self.nonlinearity = a, mode, nonlinearity
 
     def _std(self, shape: tuple[int, ...]) -> float:
@@ -388,3 +390,8 @@ def create(init: Initializer | str | None) -> Initializer | None:
         f"unknown initializer {init!r}; pass an unified.init.Initializer or one of "
         f"{sorted(_BY_NAME)}"
     )
+
+
+# PyTorch's in-place spellings (normal_, xavier_uniform_, ...): they build on the
+# classes above, so they are imported last.
+from unified.init_inplace import *  # noqa: E402, F403

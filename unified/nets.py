@@ -130,14 +130,46 @@ class Net:
             if isinstance(value, Net):
                 yield name, value
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def uses(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """Yield ``(structural name, parameter)`` for every use, shared ones
         repeated."""
         for name, value in self._entries.items():
             if isinstance(value, Parameter):
                 yield prefix + name, value
             else:
-                yield from value.named_parameters(f"{prefix}{name}.")
+                yield from value.uses(f"{prefix}{name}.")
+
+    # -- PyTorch spellings -----------------------------------------------------------
+    def named_parameters(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """Yield ``(name, parameter)`` as PyTorch does: each shared parameter once
+        (under its first name) unless ``remove_duplicate=False``."""
+        if not remove_duplicate:
+            yield from self.uses(prefix)
+            return
+        for name, p in self._listing().items():
+            yield prefix + name, p
+
+    def parameters(self) -> Iterator[Parameter]:
+        """Yield each parameter once (PyTorch's ``module.parameters()``)."""
+        yield from self._listing().values()
+
+    def collect_params(self, select: str | list[str] | None = None) -> ParamDict:
+        """Gluon's spelling of :meth:`params` (patterns match whole names)."""
+        return self.params(select)
+
+    def apply(self, fn: Any) -> Net:
+        """Call ``fn(net)`` on every sub-net, children first, then this net
+        (PyTorch's ``module.apply``, e.g. for custom initialization); return self."""
+        for _, child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def modules(self) -> Iterator[Net]:
+        """Yield this net and every sub-net, depth first (PyTorch's spelling)."""
+        yield from self._nets()
 
     def _listing(self) -> dict[str, Parameter]:
         cache = self._cache
@@ -145,7 +177,7 @@ class Net:
             return cache[1]
         seen: set[int] = set()
         listing = {}
-        for name, p in self.named_parameters():
+        for name, p in self.uses():
             if id(p) not in seen:
                 seen.add(id(p))
                 listing[name] = p
@@ -165,7 +197,7 @@ class Net:
         under."""
         first: dict[int, str] = {}
         aliases = {}
-        for name, p in self.named_parameters():
+        for name, p in self.uses():
             if id(p) in first:
                 aliases[name] = first[id(p)]
             else:

@@ -70,7 +70,7 @@ def share(dst: Net, src: Net, select: str | list[str] | None = None) -> None:
             theirs_p._shape = tuple(
                 b if a == -1 else a for a, b in zip(theirs_p._shape, ours._shape)
             )
-        for path, p in list(dst.named_parameters()):
+        for path, p in list(dst.uses()):
             if p is ours:
                 owner, leaf = owner_of(dst, path)
                 setattr(owner, leaf, theirs_p)

@@ -55,6 +55,15 @@ class Trainer:
     """
 
     def __init__(self, net: Net, optimizer: Optimizer, compile: bool = True) -> None:
+        if not isinstance(net, Net):
+            raise TypeError(
+                f"Trainer: net must be a unified.Net, got {type(net).__name__}"
+            )
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                "Trainer: optimizer must be a unified optimizer (e.g. "
+                f"unified.SGD(net.params(), lr=0.1)), got {type(optimizer).__name__}"
+            )
         self.net = net
         self.optimizer = optimizer
         self.compile = compile

@@ -20,6 +20,7 @@ from unified.init import Initializer
 from unified.layers.activations import check_activation
 from unified.nets import Net
 from unified.parameters import ParamDict, Parameter
+from unified.validation import positive_int
 
 
 class Dense(Net):
@@ -37,6 +38,9 @@ class Dense(Net):
         params: a ``ParamDict`` with ``weight`` (and ``bias``) to share, e.g.
             ``other.params()``.
         dtype: the parameters' dtype.
+        flatten: reshape inputs ``(N, ...)`` to ``(N, -1)`` first, as Gluon's
+            ``Dense`` does by default; the default ``False`` applies the layer to
+            the last axis, as PyTorch's ``Linear`` does.
     """
 
     def __init__(
@@ -49,10 +53,14 @@ class Dense(Net):
         bias_initializer: Initializer | str | None = "zeros",
         params: ParamDict | None = None,
         dtype: str = "float32",
+        flatten: bool = False,
     ) -> None:
         super().__init__()
-        self.units = int(units)
+        self.units = positive_int(units, "units", "Dense")
+        if in_units is not None:
+            in_units = positive_int(in_units, "in_units", "Dense")
         self.activation = check_activation(activation)
+        self.flatten = bool(flatten)
         if params is not None:
             self._adopt(params, use_bias, in_units)
             return
@@ -80,6 +88,8 @@ class Dense(Net):
         self.bias = params["bias"] if use_bias else None
 
     def forward(self, x: Any) -> Any:
+        if self.flatten and len(x.shape) != 2:
+            x = ops.reshape(x, (x.shape[0], -1))
         weight, bias = self.weight, self.bias
         data = weight._data
         bias_data = None if bias is None else bias._data
