@@ -9,7 +9,7 @@ Example::
     >>> U.seed(0)
     >>> net = U.Sequential(U.Dense(8, activation="relu"), U.Dense(2))
     >>> net.initialize()
-    >>> net(np.ones((1, 4), "float32")).shape
+    >>> U.to_numpy(net(np.ones((1, 4)))).shape
     (1, 2)
 """
 
@@ -19,6 +19,7 @@ from unified import init, losses, ops, optim
 from unified.autodiff import value_and_grad
 from unified.backend import backends, current_backend, set_backend, use_backend
 from unified.checkpoint import load, port, save
+from unified.data import asarray, to_numpy
 from unified.errors import (
     BackendNotAvailableError,
     BackendPluginError,
@@ -68,6 +69,7 @@ __all__ = [
     "Tanh",
     "Trainer",
     "UnifiedError",
+    "asarray",
     "average",
     "backends",
     "current_backend",
@@ -84,6 +86,7 @@ __all__ = [
     "seed",
     "set_backend",
     "share",
+    "to_numpy",
     "unfreeze",
     "use_backend",
     "value_and_grad",

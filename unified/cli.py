@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import numpy as np
+
+from unified.errors import BackendNotAvailableError, BackendPluginError
 
 
 def _backends(_: argparse.Namespace) -> int:
@@ -38,28 +41,30 @@ def _compare(args: argparse.Namespace) -> int:
     import unified as U
     from unified.plugins import registry
 
-    names = args.backends.split(",") if args.backends else sorted(registry.usable())
+    names = (
+        [n.strip() for n in args.backends.split(",") if n.strip()]
+        if args.backends
+        else sorted(registry.usable())
+    )
+    for name in names:
+        registry.get(name)  # an unknown or broken name fails before any work
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 20)).astype("float32")
     y = rng.integers(0, 10, size=16)
     results = {}
     for name in names:
-        with U.use_backend(name) as table:
+        with U.use_backend(name):
             U.seed(args.seed)
             net = U.Sequential(U.Dense(64, activation="relu"), U.Dense(10))
             net.initialize()
             net.infer_shape(x.shape)
             initial = np.concatenate([p.numpy().ravel() for p in net.params().values()])
             trainer = U.Trainer(net, U.Adam(net.params(), lr=1e-2))
-            xb, yb = table.asarray(x, "float32"), table.asarray(y, "int64")
 
             def loss_fn(n: U.Net, a: object, b: object) -> object:
                 return U.losses.softmax_cross_entropy(n(a), b)
 
-            losses = [
-                float(np.asarray(table.to_numpy(trainer.step(loss_fn, xb, yb))))
-                for _ in range(args.steps)
-            ]
+            losses = [float(trainer.step(loss_fn, x, y)) for _ in range(args.steps)]
             final = np.concatenate([p.numpy().ravel() for p in net.params().values()])
             results[name] = (initial, losses, final)
     ref_name = "numpy" if "numpy" in results else names[0]
@@ -93,19 +98,44 @@ def _conformance(args: argparse.Namespace, extra: list[str]) -> int:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes: one line with the fix, exit code 2, no traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``unified`` console script."""
-    parser = argparse.ArgumentParser(
-        prog="unified", description=__doc__.splitlines()[0]
-    )
+    """Entry point of the ``unified`` console script (also ``python -m unified``).
+
+    A user mistake (an unknown backend, a bad option) prints one line saying what
+    to do and returns 2.
+    """
+    try:
+        return _main(argv)
+    except (BackendNotAvailableError, BackendPluginError) as exc:
+        print(f"unified: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = _Parser(prog="unified", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("backends", help="list installed backends")
     compare = sub.add_parser("compare", help="train one model on every backend")
+    compare.error = parser.error  # type: ignore[method-assign]
     compare.add_argument(
         "--backends", default="", help="comma list (default: all usable)"
     )
     compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--steps", type=int, default=10)
+    compare.add_argument("--steps", type=_positive, default=10)
     conf = sub.add_parser("conformance", help="run the conformance suite")
     conf.add_argument("--backend", default="all", help="a name, a comma list, or all")
     args, extra = parser.parse_known_args(argv)

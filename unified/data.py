@@ -69,9 +69,10 @@ def asarray(x: Any, dtype: str | None = None) -> Any:
     from unified.backend import current_backend
 
     table = current_backend()
-    if table.is_array(x):
+    if table.is_array(x) and not isinstance(x, np.ndarray):
         return x if dtype is None else table.astype(x, dtype)
-    return host_to_native(table, x, "x", dtype or DEFAULT_FLOAT, exact=dtype)
+    # NumPy arrays follow the host rules even where they are native (NumPy backend).
+    return host_to_native(table, x, "x", DEFAULT_FLOAT, exact=dtype)
 
 
 def host_to_native(
@@ -174,10 +175,12 @@ def convert_call(
         if a is None or type(a) in _SCALARS:
             continue
         if is_array(a):
-            if type(a) is not np.ndarray or a.dtype.kind != "f" or a.dtype == _F32:
+            if type(a) is not np.ndarray or a.dtype == _F32:
                 continue
-            # The NumPy backend's native arrays are host data too: cast float64.
-            if a.dtype.name == net._float_dtype:
+            # The NumPy backend's native arrays are host data too: float64 is cast
+            # and object arrays are refused like on every other backend.
+            kind = a.dtype.kind
+            if kind in "iub" or (kind == "f" and a.dtype.name == net._float_dtype):
                 continue
         what = f"argument {i + 1} of {owner or type(net).__name__}"
         new = convert_one(table, a, net._float_dtype, what)
