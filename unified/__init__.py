@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from unified import init, losses, ops, optim
+from unified import functional, init, losses, ops, optim
 from unified.autodiff import value_and_grad
 from unified.backend import backends, current_backend, set_backend, use_backend
 from unified.checkpoint import load, port, save
@@ -32,7 +32,24 @@ from unified.errors import (
     UnifiedError,
 )
 from unified.init import seed
-from unified.layers import Activation, Dense, ReLU, Sigmoid, Tanh
+from unified.layers import (
+    ELU,
+    GELU,
+    SELU,
+    Activation,
+    Dense,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    SoftReLU,
+    Swish,
+    Tanh,
+)
 from unified.nets import Net, Sequential
 from unified.optim import SGD, Adam, AdamW, RMSProp, lr_groups
 from unified.parameters import ParamDict, Parameter
@@ -43,7 +60,6 @@ from unified.trainer import Trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "SGD",
     "Activation",
     "Adam",
     "AdamW",
@@ -51,9 +67,13 @@ __all__ = [
     "BackendNotAvailableError",
     "BackendPluginError",
     "CheckpointError",
-    "Dense",
     "DeferredInitializationError",
+    "Dense",
+    "ELU",
     "FrozenParameterError",
+    "GELU",
+    "LeakyReLU",
+    "LogSoftmax",
     "Net",
     "NothingToDifferentiateError",
     "ParamDict",
@@ -61,10 +81,18 @@ __all__ = [
     "ParameterNotInitializedError",
     "RMSProp",
     "ReLU",
+    "ReLU6",
+    "SELU",
+    "SGD",
     "Sequential",
     "ShapeError",
+    "SiLU",
     "Sigmoid",
+    "SoftReLU",
+    "Softmax",
+    "Softplus",
     "StructureError",
+    "Swish",
     "Tanh",
     "Trainer",
     "UnifiedError",
@@ -72,6 +100,7 @@ __all__ = [
     "backends",
     "current_backend",
     "freeze",
+    "functional",
     "hookimpl",
     "init",
     "load",
