@@ -192,6 +192,33 @@ CASES: list[tuple[str, Callable[..., Any], list[Maker]]] = [
     ("transpose-axes", lambda a: B.transpose(a, (1, 0, 2)), [normal(2, 3, 4)]),
     ("transpose-neg-axes", lambda a: B.transpose(a, (-1, 0, -2)), [normal(2, 3, 4)]),
     ("astype-same", lambda a: B.astype(a, "float64"), [normal(3, 4)]),
+    # selection, shapes and indexing
+    ("where", lambda a, b: B.where(B.greater(a, 0.0), a, b), [normal(3, 4), normal(4)]),
+    ("where-scalar", lambda a: B.where(B.less(a, 0.2), 0.5, a), [normal(3, 4)]),
+    ("where-mask01", lambda a: B.where(np.eye(3), a, B.exp(a)), [normal(3, 3)]),
+    ("clip", lambda a: B.clip(a, -0.5, 0.7), [normal(3, 4)]),
+    ("clip-open", lambda a: B.clip(a, None, 0.2), [normal(3, 4)]),
+    ("erf", lambda a: B.erf(a), [lambda rng: 2.0 * rng.standard_normal((3, 4))]),
+    (
+        "concatenate",
+        lambda a, b: B.concatenate([a, b, a], -1),
+        [normal(2, 3), normal(2, 1)],
+    ),
+    ("stack", lambda a, b: B.stack([a, b], 1), [normal(2, 3), normal(2, 3)]),
+    (
+        "split",
+        lambda a: B.concatenate(B.split(a, [1, 3], 1)[::-1], 1),
+        [normal(2, 5)],
+    ),
+    (
+        "split-equal",
+        lambda a: B.multiply(*B.split(a, 2, 0)),
+        [normal(4, 3)],
+    ),
+    ("pad", lambda a: B.pad(a, [(1, 0), (2, 3)], 1.5), [normal(2, 3)]),
+    ("take", lambda a: B.take(a, np.array([[2, 0], [2, 2]]), 0), [normal(3, 4)]),
+    ("take-axis1", lambda a: B.take(a, np.array([1, 1, 0]), 1), [normal(2, 3)]),
+    ("slice_axis", lambda a: B.slice_axis(a, 1, 1, -1), [normal(2, 5, 2)]),
     # compositions: several ops and the same input on several paths
     (
         "mlp",
@@ -206,7 +233,15 @@ CASES: list[tuple[str, Callable[..., Any], list[Maker]]] = [
 ]
 
 DIFFERENTIABLE_OPS = {case[0].split("-")[0] for case in CASES} - {"mlp", "reuse"}
-NOT_DIFFERENTIABLE = {"one_hot", "zeros", "zeros_like"}
+NOT_DIFFERENTIABLE = {
+    "one_hot",
+    "zeros",
+    "zeros_like",
+    "greater",
+    "less",
+    "equal",
+    "argmax",
+}
 
 
 def test_every_math_hook_is_covered() -> None:
@@ -551,3 +586,37 @@ def test_nested_value_and_grad_is_rejected() -> None:
 
     with pytest.raises(TypeError, match="nested"):
         B.value_and_grad(outer, [np.ones(2)])
+
+
+# ----------------------------------------------------------------------------------
+# Node comparisons
+# ----------------------------------------------------------------------------------
+
+
+def test_node_comparisons_are_constant_masks() -> None:
+    """Inside value_and_grad, ``node > 0`` and friends give plain boolean arrays
+    that ``where`` accepts, and the gradient flows through the chosen branch."""
+    x = np.array([-1.0, 0.0, 2.0])
+    seen: dict[str, Any] = {}
+
+    def f(a: list[Any]) -> Any:
+        (v,) = a
+        seen.update(gt=v > 0, lt=v < 0, ge=v >= 0, le=v <= 0, eq=v == 0, ne=v != 0)
+        seen["rgt"] = 0 < v  # noqa: SIM300  (the reflected operator is the point)
+        return B.sum(B.where(v > 0, B.multiply(v, 3.0), v))
+
+    _, (g,) = B.value_and_grad(f, [x])
+    expected = {
+        "gt": [False, False, True],
+        "lt": [True, False, False],
+        "ge": [False, True, True],
+        "le": [True, True, False],
+        "eq": [False, True, False],
+        "ne": [True, False, True],
+        "rgt": [False, False, True],
+    }
+    for key, want in expected.items():
+        got = seen[key]
+        assert type(got) is np.ndarray and got.dtype == bool, key
+        assert got.tolist() == want, key
+    np.testing.assert_array_equal(g, [1.0, 1.0, 3.0])

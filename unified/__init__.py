@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from unified import init, losses, ops, optim
+from unified import functional, init, losses, ops, optim
 from unified.autodiff import value_and_grad
 from unified.backend import backends, current_backend, set_backend, use_backend
 from unified.checkpoint import load, port, save
@@ -33,7 +33,24 @@ from unified.errors import (
     UnifiedError,
 )
 from unified.init import seed
-from unified.layers import Activation, Dense, ReLU, Sigmoid, Tanh
+from unified.layers import (
+    ELU,
+    GELU,
+    SELU,
+    Activation,
+    Dense,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    SoftReLU,
+    Swish,
+    Tanh,
+)
 from unified.nets import Net, Sequential
 from unified.optim import SGD, Adam, AdamW, RMSProp, lr_groups
 from unified.parameters import ParamDict, Parameter
@@ -44,7 +61,6 @@ from unified.trainer import Trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "SGD",
     "Activation",
     "Adam",
     "AdamW",
@@ -52,9 +68,13 @@ __all__ = [
     "BackendNotAvailableError",
     "BackendPluginError",
     "CheckpointError",
-    "Dense",
     "DeferredInitializationError",
+    "Dense",
+    "ELU",
     "FrozenParameterError",
+    "GELU",
+    "LeakyReLU",
+    "LogSoftmax",
     "Net",
     "NothingToDifferentiateError",
     "ParamDict",
@@ -62,10 +82,18 @@ __all__ = [
     "ParameterNotInitializedError",
     "RMSProp",
     "ReLU",
+    "ReLU6",
+    "SELU",
+    "SGD",
     "Sequential",
     "ShapeError",
+    "SiLU",
     "Sigmoid",
+    "SoftReLU",
+    "Softmax",
+    "Softplus",
     "StructureError",
+    "Swish",
     "Tanh",
     "Trainer",
     "UnifiedError",
@@ -74,6 +102,7 @@ __all__ = [
     "backends",
     "current_backend",
     "freeze",
+    "functional",
     "hookimpl",
     "init",
     "load",

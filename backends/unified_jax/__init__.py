@@ -33,6 +33,7 @@ import numpy as np
 
 from unified.hookspecs import Array, Axis
 from unified.plugins import BackendInfo, hookimpl
+from unified_jax import shape_ops as _shape_ops
 
 _PRECISION = "highest"
 
@@ -322,3 +323,20 @@ def one_hot(indices: Array, depth: int, dtype: str) -> Array:
         # Whole numbers stored as floats: newer JAX deprecates non-integer indices.
         indices = indices.astype(jnp.int32)
     return jax.nn.one_hot(indices, int(depth), dtype=_dtype(dtype))
+
+
+# The hookimpls of :mod:`unified_jax.shape_ops`, re-exported: pluggy registers this
+# package module, so they must be its attributes.
+argmax = _shape_ops.argmax
+clip = _shape_ops.clip
+concatenate = _shape_ops.concatenate
+equal = _shape_ops.equal
+erf = _shape_ops.erf
+greater = _shape_ops.greater
+less = _shape_ops.less
+pad = _shape_ops.pad
+slice_axis = _shape_ops.slice_axis
+split = _shape_ops.split
+stack = _shape_ops.stack
+take = _shape_ops.take
+where = _shape_ops.where

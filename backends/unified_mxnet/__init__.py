@@ -749,3 +749,23 @@ def one_hot(indices: Array, depth: int, dtype: str) -> Array:
         return _nd.one_hot(indices, depth, dtype=dtype)
     finally:
         _np_restore(prev)
+
+
+# The hookimpls of :mod:`unified_mxnet.shape_ops`, re-exported: pluggy registers this
+# package module, so they must be its attributes. Imported last: that module uses
+# the scoped-flag helpers above.
+from unified_mxnet import shape_ops as _shape_ops  # noqa: E402
+
+argmax = _shape_ops.argmax
+clip = _shape_ops.clip
+concatenate = _shape_ops.concatenate
+equal = _shape_ops.equal
+erf = _shape_ops.erf
+greater = _shape_ops.greater
+less = _shape_ops.less
+pad = _shape_ops.pad
+slice_axis = _shape_ops.slice_axis
+split = _shape_ops.split
+stack = _shape_ops.stack
+take = _shape_ops.take
+where = _shape_ops.where

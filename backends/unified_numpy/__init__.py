@@ -2,7 +2,8 @@
 
 Native arrays are ``np.ndarray`` (NumPy scalars are accepted wherever arrays are).
 Gradients come from a small reverse-mode tape (:mod:`unified_numpy.tape`); the math
-hooks live in :mod:`unified_numpy.ops` and are re-exported here, where pluggy finds
+hooks live in :mod:`unified_numpy.ops` and :mod:`unified_numpy.shape_ops` and are
+re-exported here, where pluggy finds
 them. Importing this package imports NumPy and nothing else heavy.
 """
 
@@ -47,19 +48,41 @@ from unified_numpy.ops import (
     zeros,
     zeros_like,
 )
+from unified_numpy.shape_ops import (
+    argmax,
+    clip,
+    concatenate,
+    equal,
+    erf,
+    greater,
+    less,
+    pad,
+    slice_axis,
+    split,
+    stack,
+    take,
+    where,
+)
 from unified_numpy.tape import Node
 
 __all__ = [
     "Node",
     "abs",
     "add",
+    "argmax",
     "asarray",
     "assign",
     "astype",
     "backend_info",
+    "clip",
+    "concatenate",
     "divide",
+    "equal",
+    "erf",
     "exp",
+    "greater",
     "is_array",
+    "less",
     "linear",
     "log",
     "log1p",
@@ -72,19 +95,25 @@ __all__ = [
     "multiply",
     "negative",
     "one_hot",
+    "pad",
     "power",
     "relu",
     "reshape",
     "sigmoid",
+    "slice_axis",
     "softmax",
+    "split",
     "sqrt",
     "square",
+    "stack",
     "subtract",
     "sum",
+    "take",
     "tanh",
     "to_numpy",
     "transpose",
     "value_and_grad",
+    "where",
     "zeros",
     "zeros_like",
 ]

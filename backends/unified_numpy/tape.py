@@ -127,6 +127,28 @@ class Node:
     def __getitem__(self, key: Any) -> Node:
         return _ops.getitem(self, key)
 
+    # -- comparisons: plain boolean arrays (constants, off the tape) -------------
+    def __gt__(self, other: Any) -> Any:
+        return _shape_ops.greater(self, other)
+
+    def __lt__(self, other: Any) -> Any:
+        return _shape_ops.less(self, other)
+
+    def __ge__(self, other: Any) -> Any:
+        return np.logical_not(_shape_ops.less(self, other))
+
+    def __le__(self, other: Any) -> Any:
+        return np.logical_not(_shape_ops.greater(self, other))
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return _shape_ops.equal(self, other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return np.logical_not(_shape_ops.equal(self, other))
+
+    # Nodes stay hashable by identity despite the elementwise ``==``.
+    __hash__ = object.__hash__
+
 
 def record(value: Any, inputs: Sequence[Any], grad_fns: Sequence[Backward]) -> Node:
     """Return a Node for ``value`` computed from ``inputs``.
@@ -244,3 +266,4 @@ def value_and_grad(
 # Node's operators call the op functions, and ops.py builds on Node: import it last,
 # once Node exists, whichever of the two modules is imported first.
 from unified_numpy import ops as _ops  # noqa: E402
+from unified_numpy import shape_ops as _shape_ops  # noqa: E402

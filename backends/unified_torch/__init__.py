@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from unified import BackendInfo, hookimpl
 from unified.hookspecs import Array, Axis
+from unified_torch import shape_ops as _shape_ops
 
 _DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
@@ -363,3 +364,20 @@ def transpose(x: Array, axes: tuple[int, ...] | None = None) -> Array:
 def one_hot(indices: Array, depth: int, dtype: str) -> Array:
     # .long() accepts float indices holding whole numbers; the result is not tracked.
     return F.one_hot(torch.as_tensor(indices).long(), int(depth)).to(_dtype(dtype))
+
+
+# The hookimpls of :mod:`unified_torch.shape_ops`, re-exported: pluggy registers this
+# package module, so they must be its attributes.
+argmax = _shape_ops.argmax
+clip = _shape_ops.clip
+concatenate = _shape_ops.concatenate
+equal = _shape_ops.equal
+erf = _shape_ops.erf
+greater = _shape_ops.greater
+less = _shape_ops.less
+pad = _shape_ops.pad
+slice_axis = _shape_ops.slice_axis
+split = _shape_ops.split
+stack = _shape_ops.stack
+take = _shape_ops.take
+where = _shape_ops.where

@@ -17,7 +17,7 @@ from typing import Any
 from unified import ops
 from unified.errors import ShapeError
 from unified.init import Initializer
-from unified.layers.activations import check_activation
+from unified.layers.activations import activation_fn, check_activation
 from unified.nets import Net
 from unified.parameters import ParamDict, Parameter
 from unified.validation import positive_int
@@ -28,8 +28,9 @@ class Dense(Net):
 
     Arguments:
         units: the output size.
-        activation: ``"relu"``, ``"sigmoid"``, ``"tanh"`` or ``None``; part of this
-            layer, not a separate child.
+        activation: a name of ``unified.layers.activations.ACTIVATIONS``
+            (``"relu"``, ``"gelu"``, ...) or ``None``; part of this layer, not a
+            separate child.
         in_units: the input size; when ``None`` the weight is ``(units, -1)`` and the
             first forward infers it.
         use_bias: whether to add a bias.
@@ -103,7 +104,7 @@ class Dense(Net):
             bias_data = None if bias is None else bias.data()
         y = ops.linear(x, data, bias_data)
         if self.activation is not None:
-            y = getattr(ops, self.activation)(y)
+            y = activation_fn(self.activation)(y)
         return y
 
     def _prepare(self, x: Any) -> None:
