@@ -33,6 +33,9 @@ import numpy as np
 
 from unified.hookspecs import Array, Axis
 from unified.plugins import BackendInfo, hookimpl
+from unified_jax.nn import conv as conv
+from unified_jax.nn import conv_transpose as conv_transpose
+from unified_jax.nn import pool as pool
 
 _PRECISION = "highest"
 

@@ -2,7 +2,8 @@
 
 Native arrays are ``np.ndarray`` (NumPy scalars are accepted wherever arrays are).
 Gradients come from a small reverse-mode tape (:mod:`unified_numpy.tape`); the math
-hooks live in :mod:`unified_numpy.ops` and are re-exported here, where pluggy finds
+hooks live in :mod:`unified_numpy.ops` (convolution and pooling in
+:mod:`unified_numpy.nn`) and are re-exported here, where pluggy finds
 them. Importing this package imports NumPy and nothing else heavy.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from unified import BackendInfo, hookimpl
 from unified_numpy import tape as _tape
+from unified_numpy.nn import conv, conv_transpose, pool
 from unified_numpy.ops import (
     abs,
     add,
@@ -57,6 +59,8 @@ __all__ = [
     "assign",
     "astype",
     "backend_info",
+    "conv",
+    "conv_transpose",
     "divide",
     "exp",
     "is_array",
@@ -72,6 +76,7 @@ __all__ = [
     "multiply",
     "negative",
     "one_hot",
+    "pool",
     "power",
     "relu",
     "reshape",

@@ -38,6 +38,9 @@ import torch.nn.functional as F
 
 from unified import BackendInfo, hookimpl
 from unified.hookspecs import Array, Axis
+from unified_torch.nn import conv as conv
+from unified_torch.nn import conv_transpose as conv_transpose
+from unified_torch.nn import pool as pool
 
 _DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
