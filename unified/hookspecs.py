@@ -354,10 +354,10 @@ def one_hot(indices: Array, depth: int, dtype: str) -> Array:
 # Neural-network kernels
 # ----------------------------------------------------------------------------------
 #
-# Layouts are channels-first: ``(N, C, W)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)``
-# (1, 2 or 3 spatial dimensions). Every tuple argument has one entry per spatial
-# dimension, in that order. The formulas are PyTorch's; :mod:`unified.windows`
-# computes them for adapters that assemble a kernel from parts.
+# Layouts are channels-first: ``(N, C, W)`` or ``(N, C, H, W)`` (1 or 2 spatial
+# dimensions; other ranks raise ``ValueError``). Every tuple argument has one entry
+# per spatial dimension, in that order. The formulas are PyTorch's;
+# :mod:`unified.windows` computes them for adapters that assemble a kernel from parts.
 
 
 @hookspec
@@ -378,7 +378,7 @@ def conv(
     output length of a spatial dimension of size ``in`` is
     ``floor((in + 2p - d(k-1) - 1) / s) + 1``.
 
-    :param x: ``(N, C_in, *spatial)`` with 1, 2 or 3 spatial dimensions.
+    :param x: ``(N, C_in, *spatial)`` with 1 or 2 spatial dimensions.
     :param weight: ``(C_out, C_in // groups, *kernel)``.
     :param bias: ``(C_out,)`` or ``None`` for no bias.
     :param stride: the step between windows, each >= 1.
@@ -409,9 +409,10 @@ def conv_transpose(
     is added. The output length of a spatial dimension of size ``in`` is
     ``(in - 1)s - 2p + d(k-1) + output_padding + 1``; ``output_padding`` only adds
     positions on the right (it picks one of the input sizes a strided conv maps to
-    ``in``) and must be smaller than the stride or the dilation.
+    ``in``) and must be smaller than the stride (Gluon's rule; PyTorch would also
+    accept values below the dilation). Invalid values raise ``ValueError``.
 
-    :param x: ``(N, C_in, *spatial)`` with 1, 2 or 3 spatial dimensions.
+    :param x: ``(N, C_in, *spatial)`` with 1 or 2 spatial dimensions.
     :param weight: ``(C_in, C_out // groups, *kernel)``, the layout of Gluon and
         PyTorch (the same array as the weight of the conv it transposes).
     :param bias: ``(C_out,)`` or ``None``.
@@ -452,7 +453,7 @@ def pool(
       ``[-p, in + p)`` (so the extra ``ceil_mode`` part is never counted), and
       otherwise by the number of real elements in the window.
 
-    :param x: ``(N, C, *spatial)`` with 1, 2 or 3 spatial dimensions.
+    :param x: ``(N, C, *spatial)`` with 1 or 2 spatial dimensions.
     :param mode: ``"max"`` or ``"avg"``.
     :param kernel: the window size.
     :param stride: the step between windows.

@@ -39,13 +39,14 @@ def conv_transpose_output_size(
 ) -> int:
     """Return ``(size - 1)s - 2p + d(k-1) + output_padding + 1``.
 
-    :raises ValueError: when ``output_padding`` is not smaller than the stride or
-        the dilation (PyTorch's rule), or the result is not positive.
+    :raises ValueError: when ``output_padding`` is not smaller than the stride (the
+        rule of Gluon and MXNet; PyTorch also accepts values below the dilation) or
+        the result is not positive.
     """
-    if not 0 <= output_padding < max(stride, dilation):
+    if not 0 <= output_padding < stride:
         raise ValueError(
             f"conv_transpose: output_padding {output_padding} must be smaller than "
-            f"the stride ({stride}) or the dilation ({dilation})"
+            f"the stride {stride}"
         )
     out = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding
     if out + 1 <= 0:

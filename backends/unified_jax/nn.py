@@ -1,7 +1,7 @@
 """Convolution and pooling of the JAX backend, on ``lax`` primitives.
 
 * :func:`conv`: ``lax.conv_general_dilated`` with channels-first dimension numbers
-  (``NCH``/``NCHW``/``NCDHW``), ``feature_group_count`` for groups and
+  (``NCW``/``NCHW``), ``feature_group_count`` for groups and
   ``precision="highest"`` (full float32 on every device).
 * :func:`conv_transpose`: the same primitive with the input dilated by the stride
   (``lhs_dilation``), padding ``d(k-1) - p`` on the left and ``d(k-1) - p +
@@ -38,14 +38,14 @@ from unified.windows import (
 
 Ints = tuple[int, ...]
 _PRECISION = lax.Precision.HIGHEST
-_SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
+_SPATIAL = {1: "W", 2: "HW"}
 
 
 def _numbers(ndim: int, what: str) -> tuple[str, str, str]:
     sp = _SPATIAL.get(ndim - 2)
     if sp is None:
         raise ValueError(
-            f"{what}: expected an input (N, C, *spatial) with 1 to 3 spatial "
+            f"{what}: expected an input (N, C, *spatial) with 1 or 2 spatial "
             f"dimensions, got {ndim} dimensions"
         )
     return ("NC" + sp, "OI" + sp, "NC" + sp)

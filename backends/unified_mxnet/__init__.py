@@ -747,3 +747,10 @@ def one_hot(indices: Array, depth: int, dtype: str) -> Array:
         return _nd.one_hot(indices, depth, dtype=dtype)
     finally:
         _np_restore(prev)
+
+
+# The convolution and pooling hooks use the scoped-flag helpers above: import them
+# last, once those exist.
+from unified_mxnet.nn import conv as conv  # noqa: E402
+from unified_mxnet.nn import conv_transpose as conv_transpose  # noqa: E402
+from unified_mxnet.nn import pool as pool  # noqa: E402

@@ -1,8 +1,8 @@
 """Convolution and pooling of the NumPy backend, with their gradients on the tape.
 
 The kernels follow the contract of :func:`unified.hookspecs.conv`,
-:func:`~unified.hookspecs.conv_transpose` and :func:`~unified.hookspecs.pool` for 1,
-2 or 3 spatial dimensions, channels first.
+:func:`~unified.hookspecs.conv_transpose` and :func:`~unified.hookspecs.pool` for 1
+or 2 spatial dimensions, channels first.
 
 * **im2col**: the padded input is viewed as ``(N, C, *out, *kernel)`` windows with
   :func:`numpy.lib.stride_tricks.sliding_window_view` (strides and dilation are
@@ -55,9 +55,9 @@ def _check_tuples(x: np.ndarray, **tuples: Sequence[int]) -> int:
     """Return the number of spatial dimensions, checking each tuple has one entry
     per spatial dimension of ``x``."""
     nsp = x.ndim - 2
-    if nsp not in (1, 2, 3):
+    if nsp not in (1, 2):
         raise ValueError(
-            f"expected an input (N, C, *spatial) with 1 to 3 spatial dimensions, got "
+            f"expected an input (N, C, *spatial) with 1 or 2 spatial dimensions, got "
             f"shape {x.shape}"
         )
     for name, t in tuples.items():

@@ -3,8 +3,8 @@
 The contract of :func:`unified.hookspecs.conv`,
 :func:`~unified.hookspecs.conv_transpose` and :func:`~unified.hookspecs.pool` is
 PyTorch's own definition (output sizes, ``ceil_mode``, the average-pooling divisors,
-the first-maximum gradient rule of max pooling), so each hook is one call of the 1-,
-2- or 3-d functional for the input's number of spatial dimensions. Autograd records
+the first-maximum gradient rule of max pooling), so each hook is one call of the 1-
+or 2-d functional for the input's number of spatial dimensions. Autograd records
 them like any other op.
 """
 
@@ -20,21 +20,18 @@ from unified.hookspecs import Array
 
 Ints = tuple[int, ...]
 
-_CONV: dict[int, Callable[..., Any]] = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV: dict[int, Callable[..., Any]] = {1: F.conv1d, 2: F.conv2d}
 _CONV_T: dict[int, Callable[..., Any]] = {
     1: F.conv_transpose1d,
     2: F.conv_transpose2d,
-    3: F.conv_transpose3d,
 }
 _MAX: dict[int, Callable[..., Any]] = {
     1: F.max_pool1d,
     2: F.max_pool2d,
-    3: F.max_pool3d,
 }
 _AVG: dict[int, Callable[..., Any]] = {
     1: F.avg_pool1d,
     2: F.avg_pool2d,
-    3: F.avg_pool3d,
 }
 
 
@@ -43,7 +40,7 @@ def _kernel(table: dict[int, Callable[..., Any]], x: Array, what: str) -> Any:
         return table[x.ndim - 2]
     except KeyError:
         raise ValueError(
-            f"{what}: expected an input (N, C, *spatial) with 1 to 3 spatial "
+            f"{what}: expected an input (N, C, *spatial) with 1 or 2 spatial "
             f"dimensions, got shape {tuple(x.shape)}"
         ) from None
 
@@ -74,6 +71,12 @@ def conv_transpose(
     groups: int,
 ) -> Array:
     fn = _kernel(_CONV_T, x, "conv_transpose")
+    for op, s in zip(output_padding, stride, strict=True):
+        if not 0 <= op < s:  # torch accepts op < dilation too; the contract does not
+            raise ValueError(
+                f"conv_transpose: output_padding {tuple(output_padding)} must be "
+                f"smaller than the stride {tuple(stride)}"
+            )
     return fn(
         x,
         weight,
