@@ -99,6 +99,12 @@ def pool(
     ceil_mode: bool,
     count_include_pad: bool,
 ) -> Array:
+    for k, p in zip(kernel, padding, strict=True):
+        if not 0 <= 2 * p <= k:  # torch raises RuntimeError; the contract ValueError
+            raise ValueError(
+                f"pool: padding {tuple(padding)} must be at most half the kernel "
+                f"{tuple(kernel)}"
+            )
     if mode == "max":
         fn = _kernel(_MAX, x, "pool")
         return fn(x, tuple(kernel), tuple(stride), tuple(padding), ceil_mode=ceil_mode)
