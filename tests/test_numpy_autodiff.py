@@ -219,6 +219,32 @@ CASES: list[tuple[str, Callable[..., Any], list[Maker]]] = [
     ("take", lambda a: B.take(a, np.array([[2, 0], [2, 2]]), 0), [normal(3, 4)]),
     ("take-axis1", lambda a: B.take(a, np.array([1, 1, 0]), 1), [normal(2, 3)]),
     ("slice_axis", lambda a: B.slice_axis(a, 1, 1, -1), [normal(2, 5, 2)]),
+    # convolution and pooling kernels (the NumPy im2col/col2im and its tape rules)
+    (
+        "conv-2d-groups",
+        lambda x, w, b: B.conv(x, w, b, (2, 1), (1, 2), (1, 2), 2),
+        [normal(2, 4, 5, 6), normal(4, 2, 3, 2), normal(4)],
+    ),
+    (
+        "conv-1d-depthwise",
+        lambda x, w: B.conv(x, w, None, (2,), (1,), (2,), 3),
+        [normal(1, 3, 9), normal(3, 1, 3)],
+    ),
+    (
+        "conv_transpose-2d",
+        lambda x, w, b: B.conv_transpose(x, w, b, (2, 3), (1, 0), (1, 2), (1, 2), 2),
+        [normal(1, 4, 3, 3), normal(4, 1, 2, 2), normal(2)],
+    ),
+    (
+        "pool-max-ceil",
+        lambda x: B.pool(x, "max", (3, 2), (2, 2), (1, 1), True, True),
+        [lambda rng: rng.permutation(2 * 5 * 6).reshape(1, 2, 5, 6) * 0.01 - 1.0],
+    ),
+    (
+        "pool-avg-ceil",
+        lambda x: B.pool(x, "avg", (3,), (2,), (1,), True, False),
+        [normal(2, 2, 8)],
+    ),
     # compositions: several ops and the same input on several paths
     (
         "mlp",

@@ -503,8 +503,126 @@ def slice_axis(x: Array, axis: int, begin: int, end: int | None) -> Array:
     """
 
 
+# ----------------------------------------------------------------------------------
+# Neural-network kernels
+# ----------------------------------------------------------------------------------
+#
+# Layouts are channels-first: ``(N, C, W)`` or ``(N, C, H, W)`` (1 or 2 spatial
+# dimensions; other ranks raise ``ValueError``). Every tuple argument has one entry
+# per spatial dimension, in that order. The formulas are PyTorch's;
+# :mod:`unified.windows` computes them for adapters that assemble a kernel from parts.
+
+
+@hookspec
+def conv(
+    x: Array,
+    weight: Array,
+    bias: Array | None,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Array:
+    """Return the cross-correlation of ``x`` with ``weight`` (a convolution layer).
+
+    ``out[n, o, i] = bias[o] + sum over c, k of w[o, c, k] * xp[n, g*C_in/groups + c,
+    i*s + k*d]``, where ``g = o // (C_out/groups)`` is the output channel's group and
+    ``xp`` is ``x`` zero-padded by ``p`` on both sides of each spatial dimension. The
+    output length of a spatial dimension of size ``in`` is
+    ``floor((in + 2p - d(k-1) - 1) / s) + 1``.
+
+    :param x: ``(N, C_in, *spatial)`` with 1 or 2 spatial dimensions.
+    :param weight: ``(C_out, C_in // groups, *kernel)``.
+    :param bias: ``(C_out,)`` or ``None`` for no bias.
+    :param stride: the step between windows, each >= 1.
+    :param padding: symmetric zero padding, each >= 0.
+    :param dilation: the spacing of kernel taps, each >= 1.
+    :param groups: the number of channel groups; ``C_in`` and ``C_out`` are
+        multiples of it (``groups == C_in`` is a depthwise convolution).
+    :returns: ``(N, C_out, *out_spatial)``, differentiable in ``x``, ``weight`` and
+        ``bias``.
+    """
+
+
+@hookspec
+def conv_transpose(
+    x: Array,
+    weight: Array,
+    bias: Array | None,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    output_padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Array:
+    """Return the transposed convolution: the gradient of :func:`conv` w.r.t. its input.
+
+    Each input position ``i`` scatters ``x[n, c, i] * weight[c, o, k]`` to position
+    ``i*s + k*d - p`` of the output (positions outside it are dropped), then ``bias``
+    is added. The output length of a spatial dimension of size ``in`` is
+    ``(in - 1)s - 2p + d(k-1) + output_padding + 1``; ``output_padding`` only adds
+    positions on the right (it picks one of the input sizes a strided conv maps to
+    ``in``) and must be smaller than the stride (Gluon's rule; PyTorch would also
+    accept values below the dilation). Invalid values raise ``ValueError``.
+
+    :param x: ``(N, C_in, *spatial)`` with 1 or 2 spatial dimensions.
+    :param weight: ``(C_in, C_out // groups, *kernel)``, the layout of Gluon and
+        PyTorch (the same array as the weight of the conv it transposes).
+    :param bias: ``(C_out,)`` or ``None``.
+    :param stride: as :func:`conv`.
+    :param padding: as :func:`conv`: removed from both ends of the output.
+    :param output_padding: extra output positions on the right, each >= 0.
+    :param dilation: as :func:`conv`.
+    :param groups: as :func:`conv`; ``C_in`` and ``C_out`` are multiples of it.
+    :returns: ``(N, C_out, *out_spatial)``, differentiable in ``x``, ``weight`` and
+        ``bias``.
+    """
+
+
+@hookspec
+def pool(
+    x: Array,
+    mode: str,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> Array:
+    """Return max or average pooling over windows, with PyTorch's definitions.
+
+    Along a spatial dimension of size ``in`` there are
+    ``floor((in + 2p - k) / s) + 1`` windows, or with ``ceil_mode`` ``ceil(...) + 1``
+    less one if the last window would then start in the right padding (at or beyond
+    ``in + p``): every window starts inside the input or the left padding. Window
+    ``o`` covers ``[o*s - p, o*s - p + k)``.
+
+    * ``"max"``: the maximum of the real elements of the window (padding is
+      ``-inf``, so it never wins). Gradient rule on ties: the whole gradient of a
+      window goes to its *first* maximum in row-major window order (PyTorch's rule);
+      overlapping windows add up.
+    * ``"avg"``: the sum of the window's real elements divided, with
+      ``count_include_pad``, by the window's size clipped to the padded input
+      ``[-p, in + p)`` (so the extra ``ceil_mode`` part is never counted), and
+      otherwise by the number of real elements in the window.
+
+    :param x: ``(N, C, *spatial)`` with 1 or 2 spatial dimensions.
+    :param mode: ``"max"`` or ``"avg"``.
+    :param kernel: the window size.
+    :param stride: the step between windows.
+    :param padding: implicit padding on both sides, each at most half the kernel.
+    :param ceil_mode: round the number of windows up instead of down.
+    :param count_include_pad: for ``"avg"``: whether padding counts in the divisor
+        (ignored for ``"max"``).
+    :returns: ``(N, C, *out_spatial)``, differentiable in ``x``.
+    """
+
+
 OPTIONAL_HOOKS: frozenset[str] = frozenset({"jit"})
 """Hooks a backend may leave out; each one it implements adds a capability."""
+
+NN_HOOKS: tuple[str, ...] = ("conv", "conv_transpose", "pool")
+"""The neural-network kernels (convolution and pooling)."""
 
 MATH_HOOKS: tuple[str, ...] = (
     "add",
@@ -550,6 +668,7 @@ MATH_HOOKS: tuple[str, ...] = (
     "take",
     "argmax",
     "slice_axis",
+    *NN_HOOKS,
 )
 """The hooks re-exported as ``unified.ops``: the math a custom ``forward`` may use."""
 

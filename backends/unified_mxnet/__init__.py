@@ -769,3 +769,8 @@ split = _shape_ops.split
 stack = _shape_ops.stack
 take = _shape_ops.take
 where = _shape_ops.where
+# The convolution and pooling hooks use the scoped-flag helpers above: import them
+# last, once those exist.
+from unified_mxnet.nn import conv as conv  # noqa: E402
+from unified_mxnet.nn import conv_transpose as conv_transpose  # noqa: E402
+from unified_mxnet.nn import pool as pool  # noqa: E402

@@ -2,9 +2,9 @@
 
 Native arrays are ``np.ndarray`` (NumPy scalars are accepted wherever arrays are).
 Gradients come from a small reverse-mode tape (:mod:`unified_numpy.tape`); the math
-hooks live in :mod:`unified_numpy.ops` and :mod:`unified_numpy.shape_ops` and are
-re-exported here, where pluggy finds
-them. Importing this package imports NumPy and nothing else heavy.
+hooks live in :mod:`unified_numpy.ops`, :mod:`unified_numpy.shape_ops` and
+:mod:`unified_numpy.nn` (convolution and pooling) and are re-exported here, where
+pluggy finds them. Importing this package imports NumPy and nothing else heavy.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 from unified import BackendInfo, hookimpl
 from unified_numpy import tape as _tape
+from unified_numpy.nn import conv, conv_transpose, pool
 from unified_numpy.ops import (
     abs,
     add,
@@ -76,6 +77,8 @@ __all__ = [
     "backend_info",
     "clip",
     "concatenate",
+    "conv",
+    "conv_transpose",
     "divide",
     "equal",
     "erf",
@@ -96,6 +99,7 @@ __all__ = [
     "negative",
     "one_hot",
     "pad",
+    "pool",
     "power",
     "relu",
     "reshape",

@@ -39,6 +39,9 @@ import torch.nn.functional as F
 from unified import BackendInfo, hookimpl
 from unified.hookspecs import Array, Axis
 from unified_torch import shape_ops as _shape_ops
+from unified_torch.nn import conv as conv
+from unified_torch.nn import conv_transpose as conv_transpose
+from unified_torch.nn import pool as pool
 
 _DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from unified.hookspecs import MATH_HOOKS
+from unified.hookspecs import MATH_HOOKS, NN_HOOKS
 
 SEED = 20240607
 RTOL, ATOL = 1e-5, 1e-6  # float32 values
@@ -382,10 +382,13 @@ def _finite_differences(
 
 def test_every_math_hook_is_covered() -> None:
     """Every hook of MATH_HOOKS has a value/gradient case or a dedicated test here,
-    or belongs to the vocabulary tested in ``test_ops_vocabulary.py``."""
+    or belongs to the vocabulary tested in ``test_ops_vocabulary.py`` (the
+    convolution and pooling kernels have theirs in test_nn_kernels.py)."""
     from unified_conformance.test_ops_vocabulary import VOCABULARY_HOOKS
 
-    covered = {c.hook for c in CASES} | NOT_DIFFERENTIABLE | VOCABULARY_HOOKS
+    covered = (
+        {c.hook for c in CASES} | NOT_DIFFERENTIABLE | VOCABULARY_HOOKS | set(NN_HOOKS)
+    )
     assert covered == set(MATH_HOOKS)
 
 
