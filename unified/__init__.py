@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from unified import init, losses, ops, optim
+from unified import init, losses, modes, ops, optim
 from unified.autodiff import value_and_grad
 from unified.backend import backends, current_backend, set_backend, use_backend
 from unified.checkpoint import load, port, save
@@ -32,7 +32,18 @@ from unified.errors import (
     UnifiedError,
 )
 from unified.init import seed
-from unified.layers import Activation, Dense, ReLU, Sigmoid, Tanh
+from unified.layers import (
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    GroupNorm,
+    LayerNorm,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from unified.modes import training
 from unified.nets import Net, Sequential
 from unified.optim import SGD, Adam, AdamW, RMSProp, lr_groups
 from unified.parameters import ParamDict, Parameter
@@ -50,10 +61,14 @@ __all__ = [
     "BackendInfo",
     "BackendNotAvailableError",
     "BackendPluginError",
+    "BatchNorm",
     "CheckpointError",
     "Dense",
     "DeferredInitializationError",
+    "Dropout",
     "FrozenParameterError",
+    "GroupNorm",
+    "LayerNorm",
     "Net",
     "NothingToDifferentiateError",
     "ParamDict",
@@ -77,6 +92,7 @@ __all__ = [
     "load",
     "losses",
     "lr_groups",
+    "modes",
     "ops",
     "optim",
     "port",
@@ -84,6 +100,7 @@ __all__ = [
     "seed",
     "set_backend",
     "share",
+    "training",
     "unfreeze",
     "use_backend",
     "value_and_grad",

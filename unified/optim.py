@@ -149,7 +149,7 @@ class Optimizer:
         """Yield ``(group, parameter)`` for every parameter that steps now."""
         for group in self.param_groups:
             for p in group["params"]:
-                if not p.frozen and p._data is not None:
+                if not p.frozen and p.trainable and p._data is not None:
                     yield group, p
 
     def state_for(self, p: Parameter) -> dict[str, Any]:

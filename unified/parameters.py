@@ -56,6 +56,9 @@ class Parameter:
             ``net.initialize``).
         lr_mult, wd_mult: multipliers of the learning rate and the weight decay,
             read at every optimizer step.
+        trainable: ``False`` makes a *state* parameter (running statistics): saved,
+            loaded, ported and averaged like any other, written by its layer in
+            training-mode forwards, never differentiated nor stepped by an optimizer.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Parameter:
         init: _init.Initializer | str | None = None,
         lr_mult: float = 1.0,
         wd_mult: float = 1.0,
+        trainable: bool = True,
     ) -> None:
         self.name = name
         self._shape: Shape = tuple(int(d) for d in shape)
@@ -74,6 +78,7 @@ class Parameter:
         self.lr_mult = float(lr_mult)
         self.wd_mult = float(wd_mult)
         self.frozen = False
+        self.trainable = bool(trainable)
         self._own_init: _init.Initializer | None = None
         self._data: Any = None
         self._grad: Any = None
@@ -233,6 +238,12 @@ class Parameter:
         Zeros before any gradient was computed. Raises
         :class:`~unified.FrozenParameterError` for a frozen parameter.
         """
+        if not self.trainable:
+            raise FrozenParameterError(
+                f"parameter {self.name!r} is a state parameter (trainable=False, e.g. "
+                "a running statistic): its layer writes it in training-mode forwards, "
+                "so it has no gradient and no optimizer steps it."
+            )
         if self.frozen:
             raise FrozenParameterError(
                 f"parameter {self.name!r} is frozen, so it has no gradient: frozen "

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from unified import backend as _backend
+from unified import modes as _modes
 from unified import nets
 from unified.autodiff import (
     LossFn,
@@ -58,7 +59,8 @@ class Trainer:
         self.optimizer = optimizer
         self.compile = compile
         self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
-        self._compiled: dict[Any, Callable[..., Any]] = {}
+        # key -> (compiled step, which state parameters its trace wrote)
+        self._compiled: dict[Any, tuple[Callable[..., Any], list[bool]]] = {}
         self._plan: _Plan | None = None
         self._coeffs: tuple[np.ndarray, Any] | None = None
 
@@ -107,9 +109,17 @@ class Trainer:
                 "after load() re-ties parameters or share() replaces them)."
             )
         table = backend_of(self.net, params)
-        compiled = self.compile and "jit" in table.capabilities
+        subnets = list(self.net._nets())
+        # Host-drawn forward randomness (Dropout) is not an input of the compiled
+        # function yet: such nets take the eager path (same numbers, no jit).
+        compiled = (
+            self.compile
+            and "jit" in table.capabilities
+            and not any(getattr(n, "draws_host_randomness", False) for n in subnets)
+        )
         train = trainable(self.net)[1] if compiled else []
-        others = [p for p in params if p.frozen]
+        others = [p for p in params if p.frozen or not p.trainable]
+        held = [p for p in others if not p.trainable]
         plan = self._plan = _Plan(
             generation=nets._generation,
             params=params,
@@ -119,6 +129,8 @@ class Trainer:
             train=train,
             others=others,
             key=(tuple(map(id, train)), tuple(map(id, others))),
+            nets=subnets,
+            states=held,
         )
         return plan
 
@@ -146,27 +158,37 @@ class Trainer:
             device_coeffs = table.asarray(coeffs, "float32")
             self._coeffs = (coeffs, device_coeffs)
         statics = tuple(opt.static(g, p) for g, p in entries)
-        key = (loss_fn, plan.key, tuple(id(p) for _, p in entries), statics)
-        fn = self._compiled.get(key)
-        if fn is None:
+        # The forward is traced in the mode it resolves to (training unless a pin or
+        # a unified.training block says otherwise), so the mode is part of the key.
+        mode = _modes.signature(plan.nets)
+        key = (loss_fn, plan.key, tuple(id(p) for _, p in entries), statics, mode)
+        hit = self._compiled.get(key)
+        if hit is None:
             names = tuple(tuple(c) for c in host)
-            fn = self._compiled[key] = table.jit(
-                _pure_step(
-                    self.net,
-                    opt,
-                    table,
-                    loss_fn,
-                    plan.train,
-                    plan.others,
-                    entries,
-                    statics,
-                    names,
-                )
+            written: list[bool] = []
+            hit = self._compiled[key] = (
+                table.jit(
+                    _pure_step(
+                        self.net,
+                        opt,
+                        table,
+                        loss_fn,
+                        plan.train,
+                        plan.others,
+                        entries,
+                        statics,
+                        names,
+                        plan.states,
+                        written,
+                    )
+                ),
+                written,
             )
+        fn, written = hit
         previous = _backend._active
         _backend.activate(table)
         try:
-            loss, grads, new_ws, new_states = fn(
+            loss, grads, new_ws, new_states, held = fn(
                 [p._data for p in plan.train],
                 [p._data for p in plan.others],
                 [st["arrays"] for st in states],
@@ -178,6 +200,7 @@ class Trainer:
                 _backend.activate(previous)
         for st in states:
             st["step"] += 1  # only once the step has succeeded
+        _modes.apply_writes(table, plan.states, written, held)
         for p, g in zip(plan.train, grads):
             p._grad = g
         for (_, p), w, st, s in zip(entries, new_ws, states, new_states):
@@ -198,6 +221,8 @@ class _Plan:
     train: list[Any]
     others: list[Any]
     key: tuple[Any, ...]  # identifies the structure among compiled steps
+    nets: list[Any]  # every sub-net: their pins are part of a compiled step's key
+    states: list[Any]  # state parameters (also in ``others``), carried functionally
 
 
 def _pure_step(
@@ -210,9 +235,14 @@ def _pure_step(
     entries: list[Any],
     statics: tuple[Any, ...],
     names: tuple[tuple[str, ...], ...],
+    held: list[Any],
+    written: list[bool],
 ) -> Callable[..., Any]:
-    """Build the pure function the backend compiles: loss, grads, new values, state."""
+    """Build the pure function the backend compiles: loss, grads, new values,
+    optimizer state, and the new values of the state parameters ``held`` (which
+    ``written`` flags, fixed when the function is traced, say were written)."""
     position = {id(p): i for i, p in enumerate(train)}
+    count = len(train)
 
     def step(
         train_arrays: list[Any],
@@ -225,11 +255,13 @@ def _pure_step(
         for p, a in zip(others, other_arrays):
             p._data = a
         try:
-            fn = traced_call(net, train, loss_fn, tuple(batch))
-            value, grads = table.value_and_grad(fn, train_arrays)
+            fn = traced_call(net, train, loss_fn, tuple(batch), held, written)
+            slots = [table.zeros_like(p._data) for p in held]
+            value, grads = table.value_and_grad(fn, list(train_arrays) + slots)
         finally:
             for p, a in zip(others, saved):
                 p._data = a
+        grads, new_held = grads[:count], grads[count:]
         new_ws, new_states = [], []
         for row, ((_, p), s, static) in enumerate(zip(entries, state_arrays, statics)):
             c = {k: coeffs[row, j] for j, k in enumerate(names[row])}
@@ -237,6 +269,6 @@ def _pure_step(
             w, s = opt.rule(table, train_arrays[i], grads[i], s, c, static)
             new_ws.append(w)
             new_states.append(s)
-        return value, grads, new_ws, new_states
+        return value, grads, new_ws, new_states, new_held
 
     return step

@@ -4,5 +4,17 @@ from __future__ import annotations
 
 from unified.layers.activations import Activation, ReLU, Sigmoid, Tanh
 from unified.layers.dense import Dense
+from unified.layers.dropout import Dropout
+from unified.layers.norm import BatchNorm, GroupNorm, LayerNorm
 
-__all__ = ["Activation", "Dense", "ReLU", "Sigmoid", "Tanh"]
+__all__ = [
+    "Activation",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "GroupNorm",
+    "LayerNorm",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+]
