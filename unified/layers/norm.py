@@ -15,7 +15,7 @@ Example::
     ['gamma', 'beta', 'running_mean', 'running_var']
     >>> with U.training(True):
     ...     y = bn(x)
-    >>> bn.running_mean.numpy().round(2).tolist()
+    >>> bn.running_mean.numpy().astype("float64").round(2).tolist()
     [0.3, 0.4]
 """
 
