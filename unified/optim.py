@@ -168,7 +168,8 @@ class Optimizer:
         """Update every trainable parameter from its current gradient.
 
         Frozen parameters are skipped entirely (no decay, no momentum, no step
-        count); parameters without a gradient yet use zeros.
+        count), and so are state parameters (``trainable=False``) always;
+        parameters without a gradient yet use zeros.
         """
         for group, p in self.entries():
             B: Any = p._backend
