@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from unified import functional, init, losses, ops, optim
+from unified import functional, init, losses, modes, ops, optim
 from unified.autodiff import value_and_grad
 from unified.backend import backends, current_backend, set_backend, use_backend
 from unified.checkpoint import load, port, save
@@ -38,7 +38,11 @@ from unified.layers import (
     GELU,
     SELU,
     Activation,
+    BatchNorm,
     Dense,
+    Dropout,
+    GroupNorm,
+    LayerNorm,
     LeakyReLU,
     LogSoftmax,
     ReLU,
@@ -51,6 +55,7 @@ from unified.layers import (
     Swish,
     Tanh,
 )
+from unified.modes import training
 from unified.nets import Net, Sequential
 from unified.optim import SGD, Adam, AdamW, RMSProp, lr_groups
 from unified.parameters import ParamDict, Parameter
@@ -67,12 +72,16 @@ __all__ = [
     "BackendInfo",
     "BackendNotAvailableError",
     "BackendPluginError",
+    "BatchNorm",
     "CheckpointError",
     "DeferredInitializationError",
     "Dense",
+    "Dropout",
     "ELU",
     "FrozenParameterError",
     "GELU",
+    "GroupNorm",
+    "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",
     "Net",
@@ -108,6 +117,7 @@ __all__ = [
     "load",
     "losses",
     "lr_groups",
+    "modes",
     "ops",
     "optim",
     "port",
@@ -116,6 +126,7 @@ __all__ = [
     "set_backend",
     "share",
     "to_numpy",
+    "training",
     "unfreeze",
     "use_backend",
     "value_and_grad",

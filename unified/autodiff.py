@@ -23,6 +23,7 @@ from typing import Any
 
 from unified import backend as _backend
 from unified import data as _data
+from unified import modes as _modes
 from unified.errors import NothingToDifferentiateError, StructureError
 from unified.nets import Net
 from unified.parameters import Parameter
@@ -33,7 +34,7 @@ LossFn = Callable[..., Any]
 def trainable(net: Net) -> tuple[list[str], list[Parameter]]:
     """Return the names and parameters of ``net`` that are differentiated."""
     listing = net._listing()
-    names = [n for n, p in listing.items() if not p.frozen]
+    names = [n for n, p in listing.items() if not p.frozen and p.trainable]
     if not names:
         raise NothingToDifferentiateError(
             f"nothing to differentiate: all {len(listing)} parameter(s) of "
@@ -54,12 +55,21 @@ def convert_batch(net: Net, args: tuple[Any, ...], owner: str) -> tuple[Any, ...
     return _data.convert_call(table, args, net, f"{owner} (batch argument)")
 
 
+def states(net: Net) -> list[Parameter]:
+    """Return the state parameters (``trainable=False``) of ``net`` that hold
+    values."""
+    return [
+        p for p in net._listing().values() if not p.trainable and p._data is not None
+    ]
+
+
 def ensure_materialized(net: Net, loss_fn: LossFn, args: tuple[Any, ...]) -> None:
     """Run ``loss_fn`` once, outside differentiation, if some shape is still
     deferred."""
     params = net._listing().values()
     if any(p._data is None for p in params):
-        loss_fn(net, *args)
+        with _modes.shape_only():  # inference mode: no state writes, no masks
+            loss_fn(net, *args)
         for p in params:
             p.data()  # raises the precise error if still missing
 
@@ -90,20 +100,38 @@ def check_scalar(loss: Any, loss_fn: LossFn) -> Any:
 
 
 def traced_call(
-    net: Net, params: list[Parameter], loss_fn: LossFn, args: tuple[Any, ...]
+    net: Net,
+    params: list[Parameter],
+    loss_fn: LossFn,
+    args: tuple[Any, ...],
+    states: list[Parameter] | None = None,
+    written: list[bool] | None = None,
 ) -> Callable[[list[Any]], Any]:
     """Return ``fn(arrays)`` evaluating the loss with ``params`` rebound to
-    ``arrays``."""
+    ``arrays``, as a differentiated forward (training mode by default).
+
+    With ``states``, ``arrays`` ends with one zero slot per state parameter: the
+    gradient of a slot is the value its layer wrote (see :mod:`unified.modes`), and
+    ``written`` is refilled with which states were written.
+    """
+    count = len(params)
 
     def fn(arrays: list[Any]) -> Any:
         saved = [p._data for p in params]
         for p, a in zip(params, arrays):
             p._data = a
         try:
-            return check_scalar(loss_fn(net, *args), loss_fn)
+            loss, writes = _modes.differentiated(loss_fn, net, args)
+            check_scalar(loss, loss_fn)
         finally:
             for p, a in zip(params, saved):
                 p._data = a
+        if states:
+            table: Any = _backend._active
+            loss, flags = _modes.attach(table, loss, writes, states, arrays[count:])
+            if written is not None:
+                written[:] = flags
+        return loss
 
     return fn
 
@@ -125,18 +153,25 @@ def value_and_grad(
         ensure_materialized(net, loss_fn, args)
         names, params = trainable(net)
         table = backend_of(net, params)
+        held = states(net)
+        written: list[bool] = []
         previous = _backend._active
         _backend.activate(table)
         try:
-            fn = traced_call(net, params, loss_fn, args)
-            value, grads = table.value_and_grad(fn, [p._data for p in params])
+            fn = traced_call(net, params, loss_fn, args, held, written)
+            arrays = [p._data for p in params]
+            arrays += [table.zeros_like(p._data) for p in held]
+            value, grads = table.value_and_grad(fn, arrays)
         finally:
             if previous is not None:
                 _backend.activate(previous)
+        if held:
+            _modes.apply_writes(table, held, written, grads[len(params) :])
+            grads = grads[: len(params)]
         for p, g in zip(params, grads):
             p._grad = table.add(p._grad, g) if accumulate and p._grad is not None else g
         for p in net._listing().values():
-            if p.frozen:
+            if p.frozen or not p.trainable:
                 p._grad = None  # a stale gradient must not resurface after unfreezing
         return value, dict(zip(names, grads))
 

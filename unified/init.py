@@ -50,23 +50,32 @@ __all__ = [
 
 _seed: int = int(np.random.SeedSequence().entropy % (2**63))  # type: ignore[operator]
 _epoch: int = 0
+_seed_calls: int = 0
+"""How many times :func:`seed` was called (forward randomness restarts at each)."""
 
 
 def seed(n: int) -> None:
     """Seed every later initialization: same seed, same weights on every backend.
 
     Without a call the seed is drawn from the operating system once per process (as
-    NumPy and Gluon do). Resets the ``initialize`` epoch counter to 0.
+    NumPy and Gluon do). Resets the ``initialize`` epoch counter to 0, and every
+    layer's count of training forwards (dropout masks, SPEC 12) too.
     """
-    global _seed, _epoch
+    global _seed, _epoch, _seed_calls
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"seed must be a non-negative integer, got {n!r}")
     _seed, _epoch = int(n), 0
+    _seed_calls += 1
 
 
 def get_seed() -> int:
     """Return the seed in force (the one given to :func:`seed`, or the process's)."""
     return _seed
+
+
+def seed_calls() -> int:
+    """Return how many times :func:`seed` has been called in this process."""
+    return _seed_calls
 
 
 def next_epoch() -> tuple[int, int]:

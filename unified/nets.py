@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from unified import backend as _backend
 from unified import data as _data
 from unified import init as _init
+from unified import modes as _modes
 from unified.parameters import ParamDict, Parameter
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class Net:
     _backend: BackendTable | None
     _entries: dict[str, Net | Parameter]
     _cache: tuple[int, dict[str, Parameter]] | None
+    _mode: bool | None = None  # pinned by train()/eval(); see unified.modes
+    _path: str = ""  # structural name, recorded by initialize() (dropout streams)
 
     def __init__(self) -> None:
         object.__setattr__(self, "_entries", {})
@@ -213,6 +216,22 @@ class Net:
         for net in self._nets():
             object.__setattr__(net, "_backend", table)
 
+    # -- modes (SPEC 12) ------------------------------------------------------------
+    def train(self, mode: bool | None = True) -> Net:
+        """Pin training mode (``False``: inference) on this net and its children.
+
+        The pin beats ``unified.training(...)`` and the call's default (training
+        inside ``value_and_grad``/``Trainer.step``, inference in a plain call) until
+        ``net.train(None)`` removes it. Children added later are not pinned.
+        Returns the net.
+        """
+        _modes.pin(self, mode)
+        return self
+
+    def eval(self) -> Net:
+        """Pin inference mode on this net and its children (``train(False)``)."""
+        return self.train(False)
+
     # -- initialization --------------------------------------------------------------
     def initialize(
         self, init: _init.Initializer | str | None = None, force_reinit: bool = False
@@ -234,6 +253,7 @@ class Net:
             if not p._setup(name, global_init, seed, epoch, table, force_reinit)
         ]
         self._bind(table)
+        _modes.record_names(self)
         if skipped:
             warnings.warn(
                 f"{len(skipped)} parameter(s) already initialized were left unchanged "
@@ -253,7 +273,8 @@ class Net:
             table.zeros(tuple(x), "float32") if isinstance(x, (tuple, list)) else x
             for x in inputs
         ]
-        self(*args)
+        with _modes.shape_only():
+            self(*args)
 
     def zero_grad(self) -> None:
         """Reset the gradient of every parameter to zeros."""

@@ -168,7 +168,7 @@ class Optimizer:
         """Yield ``(group, parameter)`` for every parameter that steps now."""
         for group in self.param_groups:
             for p in group["params"]:
-                if not p.frozen and p._data is not None:
+                if not p.frozen and p.trainable and p._data is not None:
                     yield group, p
 
     def state_for(self, p: Parameter) -> dict[str, Any]:
@@ -187,7 +187,8 @@ class Optimizer:
         """Update every trainable parameter from its current gradient.
 
         Frozen parameters are skipped entirely (no decay, no momentum, no step
-        count); parameters without a gradient yet use zeros.
+        count), and so are state parameters (``trainable=False``) always;
+        parameters without a gradient yet use zeros.
         """
         for group, p in self.entries():
             B: Any = p._backend

@@ -57,6 +57,9 @@ class Parameter:
             ``net.initialize``).
         lr_mult, wd_mult: multipliers of the learning rate and the weight decay,
             read at every optimizer step.
+        trainable: ``False`` makes a *state* parameter (running statistics): saved,
+            loaded, ported and averaged like any other, written by its layer in
+            training-mode forwards, never differentiated nor stepped by an optimizer.
     """
 
     __slots__ = (
@@ -67,6 +70,7 @@ class Parameter:
         "lr_mult",
         "wd_mult",
         "frozen",
+        "trainable",
         "_own_init",
         "_data",
         "_grad",
@@ -83,6 +87,7 @@ class Parameter:
         init: _init.Initializer | str | None = None,
         lr_mult: float = 1.0,
         wd_mult: float = 1.0,
+        trainable: bool = True,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"Parameter name must be a non-empty string, got {name!r}")
@@ -93,6 +98,7 @@ class Parameter:
         self.lr_mult = float(lr_mult)
         self.wd_mult = float(wd_mult)
         self.frozen = False
+        self.trainable = bool(trainable)
         self._own_init: _init.Initializer | None = None
         self._data: Any = None
         self._grad: Any = None
@@ -252,6 +258,12 @@ class Parameter:
         Zeros before any gradient was computed. Raises
         :class:`~unified.FrozenParameterError` for a frozen parameter.
         """
+        if not self.trainable:
+            raise FrozenParameterError(
+                f"parameter {self.name!r} is a state parameter (trainable=False, e.g. "
+                "a running statistic): its layer writes it in training-mode forwards, "
+                "so it has no gradient and no optimizer steps it."
+            )
         if self.frozen:
             raise FrozenParameterError(
                 f"parameter {self.name!r} is frozen, so it has no gradient: frozen "

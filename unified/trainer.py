@@ -31,6 +31,7 @@ import numpy as np
 
 from unified import backend as _backend
 from unified import checks, nets
+from unified import modes as _modes
 from unified.autodiff import (
     LossFn,
     backend_of,
@@ -68,8 +69,9 @@ class Trainer:
         self.optimizer = optimizer
         self.compile = compile
         self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
-        self._compiled: dict[Any, Callable[..., Any]] = {}
-        self._messages: dict[Any, list[str]] = {}
+        # key -> (compiled step, which state parameters its trace wrote, the
+        # messages of the checks its trace found: see unified.checks)
+        self._compiled: dict[Any, tuple[Callable[..., Any], list[bool], list[str]]] = {}
         self._plan: _Plan | None = None
         self._coeffs: tuple[np.ndarray, Any] | None = None
 
@@ -119,9 +121,17 @@ class Trainer:
                 "after load() re-ties parameters or share() replaces them)."
             )
         table = backend_of(self.net, params)
-        compiled = self.compile and "jit" in table.capabilities
+        subnets = list(self.net._nets())
+        # Host-drawn forward randomness (Dropout) is not an input of the compiled
+        # function yet: such nets take the eager path (same numbers, no jit).
+        compiled = (
+            self.compile
+            and "jit" in table.capabilities
+            and not any(getattr(n, "draws_host_randomness", False) for n in subnets)
+        )
         train = trainable(self.net)[1] if compiled else []
-        others = [p for p in params if p.frozen]
+        others = [p for p in params if p.frozen or not p.trainable]
+        held = [p for p in others if not p.trainable]
         plan = self._plan = _Plan(
             generation=nets._generation,
             params=params,
@@ -131,6 +141,8 @@ class Trainer:
             train=train,
             others=others,
             key=(tuple(map(id, train)), tuple(map(id, others))),
+            nets=subnets,
+            states=held,
         )
         return plan
 
@@ -158,27 +170,40 @@ class Trainer:
             device_coeffs = table.asarray(coeffs, "float32")
             self._coeffs = (coeffs, device_coeffs)
         statics = tuple(opt.static(g, p) for g, p in entries)
-        key = (loss_fn, plan.key, tuple(id(p) for _, p in entries), statics)
-        fn = self._compiled.get(key)
-        if fn is None:
+        # The forward is traced in the mode it resolves to (training unless a pin or
+        # a unified.training block says otherwise), so the mode is part of the key.
+        mode = _modes.signature(plan.nets)
+        key = (loss_fn, plan.key, tuple(id(p) for _, p in entries), statics, mode)
+        hit = self._compiled.get(key)
+        if hit is None:
             names = tuple(tuple(c) for c in host)
-            pure, messages = _pure_step(
-                self.net,
-                opt,
-                table,
-                loss_fn,
-                plan.train,
-                plan.others,
-                entries,
-                statics,
-                names,
+            written: list[bool] = []
+            messages: list[str] = []
+            hit = self._compiled[key] = (
+                table.jit(
+                    _pure_step(
+                        self.net,
+                        opt,
+                        table,
+                        loss_fn,
+                        plan.train,
+                        plan.others,
+                        entries,
+                        statics,
+                        names,
+                        plan.states,
+                        written,
+                        messages,
+                    )
+                ),
+                written,
+                messages,
             )
-            fn = self._compiled[key] = table.jit(pure)
-            self._messages[key] = messages  # filled when fn is first traced
+        fn, written, messages = hit
         previous = _backend._active
         _backend.activate(table)
         try:
-            loss, grads, new_ws, new_states, counts = fn(
+            loss, grads, new_ws, new_states, held, counts = fn(
                 [p._data for p in plan.train],
                 [p._data for p in plan.others],
                 [st["arrays"] for st in states],
@@ -188,11 +213,12 @@ class Trainer:
         finally:
             if previous is not None:
                 _backend.activate(previous)
-        for count, message in zip(counts, self._messages[key], strict=True):
+        for count, message in zip(counts, messages, strict=True):
             if float(count) > 0:  # nothing has been written back yet
                 raise IndexError(message)
         for st in states:
             st["step"] += 1  # only once the step has succeeded
+        _modes.apply_writes(table, plan.states, written, held)
         for p, g in zip(plan.train, grads):
             p._grad = g
         for (_, p), w, st, s in zip(entries, new_ws, states, new_states):
@@ -213,6 +239,8 @@ class _Plan:
     train: list[Any]
     others: list[Any]
     key: tuple[Any, ...]  # identifies the structure among compiled steps
+    nets: list[Any]  # every sub-net: their pins are part of a compiled step's key
+    states: list[Any]  # state parameters (also in ``others``), carried functionally
 
 
 def _pure_step(
@@ -225,11 +253,16 @@ def _pure_step(
     entries: list[Any],
     statics: tuple[Any, ...],
     names: tuple[tuple[str, ...], ...],
-) -> tuple[Callable[..., Any], list[str]]:
-    """Build the pure function the backend compiles: loss, grads, new values, state,
-    and the counts of failed checks; and the checks' messages (known once traced)."""
+    held: list[Any],
+    written: list[bool],
+    messages: list[str],
+) -> Callable[..., Any]:
+    """Build the pure function the backend compiles: loss, grads, new values,
+    optimizer state, the new values of the state parameters ``held`` (which
+    ``written`` flags, fixed when the function is traced, say were written), and
+    the counts of failed data checks (whose ``messages`` are filled when traced)."""
     position = {id(p): i for i, p in enumerate(train)}
-    messages: list[str] = []  # of the checks found while tracing (unified.checks)
+    count = len(train)
 
     def step(
         train_arrays: list[Any],
@@ -242,13 +275,15 @@ def _pure_step(
         for p, a in zip(others, other_arrays):
             p._data = a
         try:
-            fn = traced_call(net, train, loss_fn, tuple(batch))
+            fn = traced_call(net, train, loss_fn, tuple(batch), held, written)
+            slots = [table.zeros_like(p._data) for p in held]
             with checks.collecting() as found:
-                value, grads = table.value_and_grad(fn, train_arrays)
+                value, grads = table.value_and_grad(fn, list(train_arrays) + slots)
         finally:
             for p, a in zip(others, saved):
                 p._data = a
         messages[:] = [message for _, message in found]
+        grads, new_held = grads[:count], grads[count:]
         new_ws, new_states = [], []
         for row, ((_, p), s, static) in enumerate(zip(entries, state_arrays, statics)):
             c = {k: coeffs[row, j] for j, k in enumerate(names[row])}
@@ -256,6 +291,6 @@ def _pure_step(
             w, s = opt.rule(table, train_arrays[i], grads[i], s, c, static)
             new_ws.append(w)
             new_states.append(s)
-        return value, grads, new_ws, new_states, [count for count, _ in found]
+        return value, grads, new_ws, new_states, new_held, [n for n, _ in found]
 
-    return step, messages
+    return step

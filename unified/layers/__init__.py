@@ -20,12 +20,18 @@ from unified.layers.activations import (
     Tanh,
 )
 from unified.layers.dense import Dense
+from unified.layers.dropout import Dropout
+from unified.layers.norm import BatchNorm, GroupNorm, LayerNorm
 
 __all__ = [
     "Activation",
+    "BatchNorm",
     "Dense",
+    "Dropout",
     "ELU",
     "GELU",
+    "GroupNorm",
+    "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",
     "ReLU",

@@ -1,0 +1,279 @@
+"""Normalization layers: ``BatchNorm``, ``LayerNorm``, ``GroupNorm`` (SPEC 13).
+
+Written only in ``unified.ops``. Channel counts may be left unknown (``in_channels=0``)
+and are inferred at the first forward (SPEC 4). BatchNorm's running statistics are
+state parameters (``trainable=False``), written in training-mode forwards (SPEC 12).
+
+Example::
+
+    >>> import numpy as np
+    >>> import unified as U
+    >>> bn = U.BatchNorm()
+    >>> bn.initialize()
+    >>> x = np.arange(8, dtype="float32").reshape(4, 2)
+    >>> list(bn.params())
+    ['gamma', 'beta', 'running_mean', 'running_var']
+    >>> with U.training(True):
+    ...     y = bn(x)
+    >>> bn.running_mean.numpy().astype("float64").round(2).tolist()
+    [0.3, 0.4]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from unified import modes, ops
+from unified.nets import Net
+from unified.parameters import Parameter
+
+
+def as_input(net: Net, x: Any, dtype: str) -> Any:
+    """Convert host data (NumPy arrays, lists, scalars) to the net's backend; numeric
+    host data is cast to ``dtype`` (SPEC 10). Native arrays pass unchanged."""
+    table = net._backend
+    if table is None or (type(x) is not np.ndarray and table.is_array(x)):
+        return x
+    host = np.asarray(x)
+    if host.dtype.kind in "fbiu" and host.dtype.name != dtype:
+        host = host.astype(dtype)
+    return table.asarray(host, host.dtype.name)
+
+
+class _Affine(Net):
+    """The shared part: per-channel ``gamma``/``beta`` and deferred channel counts."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        center: bool,
+        scale: bool,
+        dtype: str,
+        gamma_initializer: Any = "ones",
+        beta_initializer: Any = "zeros",
+    ) -> None:
+        super().__init__()
+        shape = (int(in_channels) or -1,)
+        self.dtype = dtype
+        self.gamma: Parameter | None = (
+            Parameter("gamma", shape, dtype, gamma_initializer) if scale else None
+        )
+        self.beta: Parameter | None = (
+            Parameter("beta", shape, dtype, beta_initializer) if center else None
+        )
+
+    def _channel_params(self) -> list[Parameter]:
+        return [p for p in self._entries.values() if isinstance(p, Parameter)]
+
+    def _prepare(self, channels: int) -> None:
+        """Infer the channel count at the first forward (or explain a mismatch)."""
+        where = f"{type(self).__name__}({channels} channels)"
+        for p in self._channel_params():
+            if p._data is None or p._shape != (channels,):
+                p._infer((channels,), where)
+
+    def _affine(self, y: Any, shape: tuple[int, ...]) -> Any:
+        """``y * gamma + beta``, the vectors reshaped to ``shape`` to broadcast."""
+        if self.gamma is not None:
+            y = ops.multiply(y, ops.reshape(self.gamma.data(), shape))
+        if self.beta is not None:
+            y = ops.add(y, ops.reshape(self.beta.data(), shape))
+        return y
+
+    def _ready(self, channels: int) -> None:
+        first = self.gamma if self.gamma is not None else self.beta
+        if first is None:
+            return
+        if first._data is None or first._shape[0] != channels:
+            self._prepare(channels)
+
+
+def _normalize(x: Any, mean: Any, var: Any, epsilon: float) -> Any:
+    return ops.divide(ops.subtract(x, mean), ops.sqrt(ops.add(var, epsilon)))
+
+
+class BatchNorm(_Affine):
+    """Batch normalization over every axis but ``axis`` (the channel axis).
+
+    Training mode normalizes with the batch's mean and biased variance and updates
+    ``running = momentum * running + (1 - momentum) * batch`` (Gluon's and Flax's
+    convention; PyTorch's ``momentum=0.1`` is ``0.9`` here), the variance term being
+    the unbiased batch variance (PyTorch) or, with ``unbiased_running_var=False``, the
+    biased one (Gluon, Flax). Inference mode, or ``use_global_stats=True``,
+    normalizes with the running statistics and updates nothing.
+
+    Arguments:
+        axis: the channel axis (1: channels-first).
+        momentum: weight of the old running value.
+        epsilon: added to the variance.
+        center, scale: whether to have ``beta`` / ``gamma``.
+        use_global_stats: always use (and never update) the running statistics.
+        unbiased_running_var: see above.
+        in_channels: the channel count; ``0`` infers it at the first forward.
+    """
+
+    def __init__(
+        self,
+        axis: int = 1,
+        momentum: float = 0.9,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        use_global_stats: bool = False,
+        unbiased_running_var: bool = True,
+        in_channels: int = 0,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__(in_channels, center, scale, dtype)
+        shape = (int(in_channels) or -1,)
+        self.running_mean = Parameter(
+            "running_mean", shape, dtype, "zeros", trainable=False
+        )
+        self.running_var = Parameter(
+            "running_var", shape, dtype, "ones", trainable=False
+        )
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.use_global_stats = bool(use_global_stats)
+        self.unbiased_running_var = bool(unbiased_running_var)
+
+    def _ready(self, channels: int) -> None:
+        p = self.running_mean
+        if p._data is None or p._shape[0] != channels:
+            self._prepare(channels)
+
+    def forward(self, x: Any) -> Any:
+        x = as_input(self, x, self.dtype)
+        ndim = len(x.shape)
+        axis = self.axis % ndim
+        channels = int(x.shape[axis])
+        self._ready(channels)
+        shape = tuple(channels if i == axis else 1 for i in range(ndim))
+        if self.use_global_stats or not modes.is_training(self):
+            mean = ops.reshape(self.running_mean.data(), shape)
+            var = ops.reshape(self.running_var.data(), shape)
+            return self._affine(_normalize(x, mean, var, self.epsilon), shape)
+        reduce = tuple(i for i in range(ndim) if i != axis)
+        mean = ops.mean(x, reduce, True)
+        centered = ops.subtract(x, mean)
+        var = ops.mean(ops.square(centered), reduce, True)
+        y = ops.divide(centered, ops.sqrt(ops.add(var, self.epsilon)))
+        self._update(mean, var, math.prod(int(x.shape[i]) for i in reduce))
+        return self._affine(y, shape)
+
+    def _update(self, mean: Any, var: Any, count: int) -> None:
+        """Blend the batch statistics into the running ones."""
+        m = self.momentum
+        channels = (int(self.running_mean._shape[0]),)
+        if self.unbiased_running_var and count > 1:
+            var = ops.multiply(var, count / (count - 1))
+        for p, batch in ((self.running_mean, mean), (self.running_var, var)):
+            old = modes.read_state(p)
+            new = ops.add(
+                ops.multiply(old, m), ops.multiply(ops.reshape(batch, channels), 1 - m)
+            )
+            modes.write_state(p, new)
+
+    def _describe(self) -> str:
+        return (
+            f"axis={self.axis}, momentum={self.momentum}, eps={self.epsilon}, "
+            f"channels={self.running_mean.shape[0]}"
+        )
+
+
+class LayerNorm(_Affine):
+    """Normalize over ``axis`` (the last by default) with per-channel gamma/beta.
+
+    ``y = (x - mean) / sqrt(var + epsilon) * gamma + beta``, mean and (biased)
+    variance over ``axis`` only, as Gluon's ``LayerNorm``; PyTorch's
+    ``layer_norm(x, (C,))`` is the same for the last axis. No mode dependence.
+
+    Arguments:
+        axis: the normalized axis; ``gamma``/``beta`` have its length.
+        epsilon: added to the variance.
+        center, scale: whether to have ``beta`` / ``gamma``.
+        in_channels: the axis' length; ``0`` infers it at the first forward.
+    """
+
+    def __init__(
+        self,
+        axis: int = -1,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        in_channels: int = 0,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__(in_channels, center, scale, dtype)
+        self.axis = int(axis)
+        self.epsilon = float(epsilon)
+
+    def forward(self, x: Any) -> Any:
+        x = as_input(self, x, self.dtype)
+        ndim = len(x.shape)
+        axis = self.axis % ndim
+        channels = int(x.shape[axis])
+        self._ready(channels)
+        mean = ops.mean(x, axis, True)
+        centered = ops.subtract(x, mean)
+        var = ops.mean(ops.square(centered), axis, True)
+        y = ops.divide(centered, ops.sqrt(ops.add(var, self.epsilon)))
+        shape = tuple(channels if i == axis else 1 for i in range(ndim))
+        return self._affine(y, shape)
+
+    def _describe(self) -> str:
+        return f"axis={self.axis}, eps={self.epsilon}"
+
+
+class GroupNorm(_Affine):
+    """Split the channels (axis 1) into ``num_groups`` groups and normalize each
+    group of each sample over its channels and positions, then apply per-channel
+    ``gamma``/``beta`` (PyTorch's ``group_norm`` layout).
+
+    Arguments:
+        num_groups: must divide the channel count.
+        epsilon: added to the (biased) variance.
+        center, scale: whether to have ``beta`` / ``gamma``.
+        in_channels: the channel count; ``0`` infers it at the first forward.
+    """
+
+    def __init__(
+        self,
+        num_groups: int = 1,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        in_channels: int = 0,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__(in_channels, center, scale, dtype)
+        if int(num_groups) < 1:
+            raise ValueError(f"num_groups must be positive, got {num_groups!r}")
+        self.num_groups = int(num_groups)
+        self.epsilon = float(epsilon)
+
+    def forward(self, x: Any) -> Any:
+        x = as_input(self, x, self.dtype)
+        shape = tuple(int(d) for d in x.shape)
+        if len(shape) < 2 or shape[1] % self.num_groups:
+            raise ValueError(
+                f"GroupNorm({self.num_groups}) needs an input (N, C, ...) whose C is "
+                f"a multiple of {self.num_groups}, got shape {shape}. Choose "
+                "num_groups dividing the channel count."
+            )
+        channels = shape[1]
+        self._ready(channels)
+        grouped = ops.reshape(x, (shape[0], self.num_groups, -1))
+        mean = ops.mean(grouped, 2, True)
+        centered = ops.subtract(grouped, mean)
+        var = ops.mean(ops.square(centered), 2, True)
+        y = ops.divide(centered, ops.sqrt(ops.add(var, self.epsilon)))
+        y = ops.reshape(y, shape)
+        return self._affine(y, (1, channels) + (1,) * (len(shape) - 2))
+
+    def _describe(self) -> str:
+        return f"num_groups={self.num_groups}, eps={self.epsilon}"
