@@ -180,6 +180,8 @@ class Trainer:
             st["step"] += 1  # only once the step has succeeded
         for p, g in zip(plan.train, grads):
             p._grad = g
+        for p in plan.others:
+            p._grad = None  # as value_and_grad: no stale gradient after unfreezing
         for (_, p), w, st, s in zip(entries, new_ws, states, new_states):
             p._data = table.assign(p._data, w)
             st["arrays"] = s
