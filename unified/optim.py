@@ -173,17 +173,23 @@ class Optimizer:
         """Update every trainable parameter from its current gradient.
 
         Frozen parameters are skipped entirely (no decay, no momentum, no step
-        count); parameters without a gradient yet use zeros.
+        count); parameters without a gradient yet use zeros. Every coefficient is
+        computed before any parameter moves, so a bad option (say a group's lr set
+        to a string) raises with nothing changed, as in a compiled step.
         """
+        plan = []
         for group, p in self.entries():
+            st = self.state.get(id(p))
+            step = (st["step"] if st is not None else 0) + 1
+            plan.append((group, p, self.coefficients(group, p, step), step))
+        for group, p, c, step in plan:
             B: Any = p._backend
             st = self.state_for(p)
-            st["step"] += 1
             grad = p._grad if p._grad is not None else B.zeros_like(p._data)
-            c = self.coefficients(group, p, st["step"])
             new, st["arrays"] = self.rule(
                 B, p._data, grad, st["arrays"], c, self.static(group, p)
             )
+            st["step"] = step
             if new is not p._data:  # axpby updated it in place already
                 p._data = B.assign(p._data, new)
 
