@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import re
 import shutil
@@ -116,7 +117,8 @@ def _getattr_driven(func: ast.FunctionDef, constants: dict[str, list[str]]) -> s
     return found
 
 
-def hooks_called_by_the_suite() -> set[str]:
+@functools.cache
+def hooks_called_by_the_suite() -> frozenset[str]:
     """Names called as hooks in the conformance tests: ``backend.sum(``,
     ``ops.sum(``, ``U.ops.sum(``, ``table.sum(``, ``b.sum(``, or
     ``getattr(backend, name)(`` with ``name`` from a ``parametrize`` list. A word
@@ -140,7 +142,7 @@ def hooks_called_by_the_suite() -> set[str]:
                 called.add(node.func.attr)
             if isinstance(node, ast.FunctionDef):
                 called |= _getattr_driven(node, constants)
-    return called
+    return frozenset(called)
 
 
 def test_hook_call_detection_ignores_words_and_builtins():
