@@ -123,9 +123,14 @@ class Optimizer:
             )
         return by_name
 
-    def _any(self, option: str) -> bool:
+    def _any(self, option: str, groups: list[Group] | None = None) -> bool:
         """Whether some group turns ``option`` on (decides which state arrays exist)."""
-        return any(bool(g[option]) for g in self.param_groups)
+        groups = self.param_groups if groups is None else groups
+        return any(bool(g[option]) for g in groups)
+
+    def keys_for(self, groups: list[Group]) -> tuple[str, ...]:
+        """The state arrays each parameter has under the options of ``groups``."""
+        return type(self).state_keys
 
     # -- learning rate -----------------------------------------------------------------
     @property
@@ -188,17 +193,23 @@ class Optimizer:
 
         Frozen parameters are skipped entirely (no decay, no momentum, no step
         count), and so are state parameters (``trainable=False``) always;
-        parameters without a gradient yet use zeros.
+        parameters without a gradient yet use zeros. Every coefficient is
+        computed before any parameter moves, so a bad option (say a group's lr set
+        to a string) raises with nothing changed, as in a compiled step.
         """
+        plan = []
         for group, p in self.entries():
+            st = self.state.get(id(p))
+            step = (st["step"] if st is not None else 0) + 1
+            plan.append((group, p, self.coefficients(group, p, step), step))
+        for group, p, c, step in plan:
             B: Any = p._backend
             st = self.state_for(p)
-            st["step"] += 1
             grad = p._grad if p._grad is not None else B.zeros_like(p._data)
-            c = self.coefficients(group, p, st["step"])
             new, st["arrays"] = self.rule(
                 B, p._data, grad, st["arrays"], c, self.static(group, p)
             )
+            st["step"] = step
             if new is not p._data:  # axpby updated it in place already
                 p._data = B.assign(p._data, new)
 
@@ -244,12 +255,13 @@ class Optimizer:
         """Return every reason :meth:`load_state_dict` would refuse ``state_dict``."""
         by_name = self.names()
         problems = []
+        keys = self.keys_for(self._restored_groups(state_dict))
         for name, entry in state_dict["state"].items():
             p = by_name.get(name)
             if p is None:
                 problems.append(f"optimizer state for unknown parameter {name!r}")
                 continue
-            for key in self.state_keys:
+            for key in keys:
                 if key not in entry:
                     problems.append(
                         f"optimizer state of {name!r} lacks {key!r} (saved by another "
@@ -267,6 +279,14 @@ class Optimizer:
             )
         return problems
 
+    def _restored_groups(self, state_dict: Mapping[str, Any]) -> list[Group]:
+        """The groups as :meth:`load_state_dict` leaves them (saved options win)."""
+        saved = state_dict.get("param_groups") or [{} for _ in self.param_groups]
+        return [
+            {**mine, **{k: v for k, v in theirs.items() if k != "params"}}
+            for mine, theirs in zip(self.param_groups, saved)
+        ]
+
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output; parameters are matched by name.
 
@@ -281,8 +301,11 @@ class Optimizer:
                 + ". Load state saved by the same optimizer over the same parameters."
             )
         by_name = self.names()
-        for mine, saved in zip(self.param_groups, state_dict.get("param_groups", [])):
-            mine.update({k: v for k, v in saved.items() if k != "params"})
+        for mine, restored in zip(self.param_groups, self._restored_groups(state_dict)):
+            mine.update(restored)
+        # Restored options may add state arrays (e.g. momentum turned on): a
+        # parameter without saved state gets zeros for them.
+        self.state_keys = self.keys_for(self.param_groups)
         for name, entry in state_dict["state"].items():
             p = by_name[name]
             B: Any = p._backend
@@ -291,6 +314,11 @@ class Optimizer:
                 for k in self.state_keys
             }
             self.state[id(p)] = {"step": int(entry["step"]), "arrays": arrays}
+        for group in self.param_groups:
+            for p in group["params"]:
+                arrays = self.state.get(id(p), {}).get("arrays", {})
+                for k in set(self.state_keys) - set(arrays):
+                    arrays[k] = p._backend.zeros_like(p._data)
 
 
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
@@ -431,8 +459,10 @@ class SGD(Optimizer):
             nesterov=nesterov,
             weight_decay=weight_decay,
         )
-        if not self._any("momentum"):
-            self.state_keys = ()
+        self.state_keys = self.keys_for(self.param_groups)
+
+    def keys_for(self, groups: list[Group]) -> tuple[str, ...]:
+        return ("momentum_buffer",) if self._any("momentum", groups) else ()
 
     def static(self, group: Group, p: Parameter) -> tuple[Any, ...]:
         return (
@@ -506,8 +536,11 @@ class Adam(Optimizer):
             weight_decay=weight_decay,
             amsgrad=amsgrad,
         )
-        if self._any("amsgrad"):
-            self.state_keys = (*self.state_keys, "max_exp_avg_sq")
+        self.state_keys = self.keys_for(self.param_groups)
+
+    def keys_for(self, groups: list[Group]) -> tuple[str, ...]:
+        amsgrad = self._any("amsgrad", groups)
+        return ("exp_avg", "exp_avg_sq", *(("max_exp_avg_sq",) if amsgrad else ()))
 
     def static(self, group: Group, p: Parameter) -> tuple[Any, ...]:
         return (group["weight_decay"] * p.wd_mult != 0, bool(group["amsgrad"]))
@@ -604,10 +637,13 @@ class RMSProp(Optimizer):
             centered=centered,
             weight_decay=weight_decay,
         )
-        self.state_keys = (
+        self.state_keys = self.keys_for(self.param_groups)
+
+    def keys_for(self, groups: list[Group]) -> tuple[str, ...]:
+        return (
             "square_avg",
-            *(("momentum_buffer",) if self._any("momentum") else ()),
-            *(("grad_avg",) if self._any("centered") else ()),
+            *(("momentum_buffer",) if self._any("momentum", groups) else ()),
+            *(("grad_avg",) if self._any("centered", groups) else ()),
         )
 
     def static(self, group: Group, p: Parameter) -> tuple[Any, ...]:

@@ -221,6 +221,8 @@ class Trainer:
         _modes.apply_writes(table, plan.states, written, held)
         for p, g in zip(plan.train, grads):
             p._grad = g
+        for p in plan.others:
+            p._grad = None  # as value_and_grad: no stale gradient after unfreezing
         for (_, p), w, st, s in zip(entries, new_ws, states, new_states):
             p._data = table.assign(p._data, w)
             st["arrays"] = s

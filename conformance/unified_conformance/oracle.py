@@ -89,7 +89,23 @@ def softmax_xent(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndar
 Grad = Callable[[np.ndarray], np.ndarray]
 
 
-def sgd(w, g, state, lr, momentum=0.0, dampening=0.0, nesterov=False, wd=0.0):
+# Every optimizer takes the per-parameter multipliers of SPEC 2/6: the effective
+# learning rate is ``lr * lr_mult`` and the decay coefficient ``wd * wd_mult``.
+
+
+def sgd(
+    w,
+    g,
+    state,
+    lr,
+    momentum=0.0,
+    dampening=0.0,
+    nesterov=False,
+    wd=0.0,
+    lr_mult=1.0,
+    wd_mult=1.0,
+):
+    lr, wd = lr * lr_mult, wd * wd_mult
     g = g + wd * w
     if momentum:
         if "buf" not in state:
@@ -110,7 +126,10 @@ def adam(
     wd=0.0,
     amsgrad=False,
     decoupled=False,
+    lr_mult=1.0,
+    wd_mult=1.0,
 ):
+    lr, wd = lr * lr_mult, wd * wd_mult
     b1, b2 = betas
     t = state["t"] = state.get("t", 0) + 1
     if decoupled:
@@ -127,8 +146,19 @@ def adam(
 
 
 def rmsprop(
-    w, g, state, lr, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, wd=0.0
+    w,
+    g,
+    state,
+    lr,
+    alpha=0.99,
+    eps=1e-8,
+    momentum=0.0,
+    centered=False,
+    wd=0.0,
+    lr_mult=1.0,
+    wd_mult=1.0,
 ):
+    lr, wd = lr * lr_mult, wd * wd_mult
     g = g + wd * w
     sq = state["sq"] = alpha * state.get("sq", 0.0) + (1 - alpha) * g * g
     if centered:

@@ -410,3 +410,26 @@ def test_invalid_arguments_raise_value_error(backend: Any, call: Callable) -> No
     x = backend.asarray(np.ones((1, 2, 6), np.float32), "float32")
     with pytest.raises(ValueError):
         call(backend, x)
+
+
+def test_one_by_one_conv_is_a_channel_matmul(backend):
+    """A 1x1 ``conv`` called directly equals a float64 einsum over channels."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    w = rng.standard_normal((6, 3, 1, 1)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    got = backend.conv(
+        backend.asarray(x, "float32"),
+        backend.asarray(w, "float32"),
+        backend.asarray(bias, "float32"),
+        (1, 1),
+        (0, 0),
+        (1, 1),
+        1,
+    )
+    expected = np.einsum("nchw,oc->nohw", x.astype(np.float64), w[:, :, 0, 0]) + bias[
+        None, :, None, None
+    ].astype(np.float64)
+    np.testing.assert_allclose(
+        np.asarray(backend.to_numpy(got)), expected, rtol=1e-5, atol=1e-5
+    )

@@ -780,3 +780,28 @@ def test_axpby_value_and_ownership(backend, a, b):
     )
     if "inplace" in backend.capabilities:
         assert out is y, "an inplace backend must update y and return it"
+
+
+@pytest.mark.requires("jit")
+def test_jit_matches_oracle_and_compiles_once_per_shape(backend: Any) -> None:
+    """jit(fn) computes fn (nested lists of arrays in and out), traced once per
+    input shape and reused."""
+    traces: list[int] = []
+
+    def fn(pair: list[Any], y: Any) -> list[Any]:
+        traces.append(1)  # Python side effects run at trace time only
+        out = backend.add(backend.multiply(pair[0], y), pair[1])
+        return [out, backend.sum(backend.tanh(out), None, False)]
+
+    compiled = backend.jit(fn)
+    rng = np.random.default_rng(5)
+    for shape, calls in (((2, 3), 3), ((4, 3), 1)):
+        a, c, y = (rng.standard_normal(shape).astype(F32) for _ in range(3))
+        for _ in range(calls):
+            out, total = compiled([f32(backend, a), f32(backend, c)], f32(backend, y))
+        want = a.astype(np.float64) * y + c
+        np.testing.assert_allclose(read(backend, out), want, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(
+            read(backend, total), np.tanh(want).sum(), rtol=RTOL, atol=10 * ATOL
+        )
+    assert len(traces) == 2, f"traced {len(traces)} times for 2 input shapes"

@@ -12,7 +12,7 @@ import unified as U
 from unified import init
 
 from . import oracle
-from .helpers import assert_bitwise, host, native
+from .helpers import assert_bitwise, native
 
 SHAPE = (6, 4)
 
@@ -198,24 +198,45 @@ def test_initialize_twice_warns_and_keeps_values(backend):
     np.testing.assert_array_equal(net[0].weight.numpy(), before)
 
 
-def test_force_reinit_redraws_in_place(backend):
-    """S3.5: force_reinit keeps the parameter objects and the optimizer state."""
+@pytest.mark.parametrize("trainer", [False, True], ids=["eager", "trainer"])
+def test_force_reinit_redraws_in_place(backend, trainer):
+    """S3.5: force_reinit keeps the parameter objects and the optimizer state: the
+    step after it continues the momentum and step count (float64 oracle)."""
     net = U.Sequential(U.Dense(3, in_units=2))
     net.initialize()
     weight = net[0].weight
     opt = U.SGD(net.params(), lr=0.1, momentum=0.9)
-    U.value_and_grad(lambda n: U.ops.sum(n(native(backend, np.ones((1, 2))))))(net)
-    opt.step()
-    state_before = {
-        k: host(backend, v) for k, v in opt.state[id(weight)]["arrays"].items()
-    }
+    x = native(backend, np.ones((1, 2)))
+
+    def loss(n, x):
+        return U.ops.sum(n(x))  # d/dW = ones, d/db = ones
+
+    def step():
+        if trainer:
+            runner.step(loss, x)
+        else:
+            U.value_and_grad(loss)(net, x)
+            opt.step()
+
+    runner = U.Trainer(net, opt)
+    states: dict[str, dict] = {"0.weight": {}, "0.bias": {}}
+    ref = {n: p.numpy().astype(np.float64) for n, p in net.params().items()}
+    step()
+    for name in ref:
+        ref[name] = oracle.sgd(
+            ref[name], np.ones_like(ref[name]), states[name], 0.1, 0.9
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         net.initialize(init.Constant(0.5), force_reinit=True)
     assert net[0].weight is weight and net.params()["0.weight"] is weight
-    assert (weight.numpy() == 0.5).all()
-    for k, v in opt.state[id(weight)]["arrays"].items():
-        np.testing.assert_array_equal(host(backend, v), state_before[k])
+    assert (weight.numpy() == 0.5).all() and (net[0].bias.numpy() == 0).all()
+    ref = {"0.weight": np.full((3, 2), 0.5), "0.bias": np.zeros(3)}
+    step()  # momentum kept: buf = 0.9 * 1 + 1, so w = 0.5 - 0.1 * 1.9
+    for name, p in net.params().items():
+        want = oracle.sgd(ref[name], np.ones_like(ref[name]), states[name], 0.1, 0.9)
+        np.testing.assert_allclose(p.numpy(), want, rtol=1e-6, err_msg=name)
+    assert {e["step"] for e in opt.state_dict()["state"].values()} == {2}
 
 
 def test_fans_of_higher_rank_weights(backend):

@@ -145,11 +145,20 @@ def test_average_lists_every_mismatch(backend):
         U.average([a, tied])
 
 
-def test_average_across_backends(backend):
-    """S7.3: nets on different backends average (here: this backend with NumPy)."""
-    a = _mlp(1)
-    with U.use_backend("numpy"):
+def test_average_across_backends(backend_pair):
+    """S7.3: nets on different backends average; the result lives on the backend of
+    nets[0] (needs a second backend: skipped on a NumPy-only run)."""
+    ref, other = backend_pair
+    with U.use_backend(ref.name):
+        a = _mlp(1)
+    with U.use_backend(other.name):
         b = _mlp(2)
-    out = U.average([a, b])
-    want = (a[0].weight.numpy().astype(np.float64) + b[0].weight.numpy()) / 2
-    assert_close(out[0].weight.numpy(), want, "cross-backend average")
+    for nets, table in (([a, b], ref), ([b, a], other)):
+        out = U.average(nets, weights=[3, 1])
+        for name, p in out.params().items():
+            want = (
+                0.75 * nets[0].params()[name].numpy().astype(np.float64)
+                + 0.25 * nets[1].params()[name].numpy()
+            )
+            assert_close(p.numpy(), want, f"{name}, average into {table.name}")
+            assert table.is_array(p.data()), f"{name} is not on {table.name}"

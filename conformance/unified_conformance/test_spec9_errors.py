@@ -34,5 +34,10 @@ def test_unknown_backend_lists_choices_and_extras(backend):
 
 def test_backend_info_is_complete(backend):
     """S9/plugins: the backend_info hook names the backend, framework and version."""
-    info = backend.info
+    info = backend.backend_info()
     assert info.name == backend.name and info.framework and info.version
+    assert (info.framework, info.version) == (
+        backend.info.framework,
+        backend.info.version,
+    )
+    assert set(info.capabilities) <= set(backend.capabilities)

@@ -88,16 +88,46 @@ def test_compiled_once_per_shape_and_reused(backend):
     assert trainer.compilations == 2, "freezing changes the compiled structure"
 
 
-def test_failed_step_changes_nothing(backend):
-    """A step that fails (here: a bad batch) advances no step count and no value,
-    compiled or not."""
+@pytest.mark.parametrize("compile", [True, False], ids=["compiled", "eager"])
+def test_failed_step_changes_nothing(backend, compile):
+    """A step that fails, on a bad batch or on a bad option found mid-update,
+    changes no value, gradient or optimizer state; fixed, training continues."""
     net = _net()
-    opt = U.Adam(net.params(), lr=0.1)
-    trainer = U.Trainer(net, opt)
-    trainer.step(mse, native(backend, X), native(backend, T))
-    before = {n: p.numpy() for n, p in net.params().items()}
+    opt = U.Adam(
+        [{"params": net.params("0\\..*")}, {"params": net.params("1\\..*")}], lr=0.1
+    )
+    trainer = U.Trainer(net, opt, compile=compile)
+    x, t = native(backend, X), native(backend, T)
+    trainer.step(mse, x, t)
+
+    def snapshot():
+        return (
+            {n: p.numpy() for n, p in net.params().items()},
+            {n: host(backend, p.grad()) for n, p in net.params().items()},
+            opt.state_dict()["state"],
+        )
+
+    values, grads, state = snapshot()
+
+    def unchanged(check_grads):
+        now_values, now_grads, now_state = snapshot()
+        for name in values:
+            np.testing.assert_array_equal(now_values[name], values[name], name)
+            if check_grads:
+                np.testing.assert_array_equal(now_grads[name], grads[name], name)
+        assert {n: e["step"] for n, e in now_state.items()} == dict.fromkeys(state, 1)
+        for name, entry in state.items():
+            for key in ("exp_avg", "exp_avg_sq"):
+                np.testing.assert_array_equal(now_state[name][key], entry[key])
+
     with pytest.raises(Exception):  # noqa: B017 - the backend's own shape error
-        trainer.step(mse, native(backend, X), native(backend, T[:, :1].repeat(3, 1)))
-    assert {st["step"] for st in opt.state.values()} == {1}
-    for name, p in net.params().items():
-        np.testing.assert_array_equal(p.numpy(), before[name])
+        trainer.step(mse, x, native(backend, T[:, :1].repeat(3, 1)))
+    unchanged(check_grads=True)
+    opt.param_groups[1]["lr"] = "fast"  # group 0 is fine: nothing of it may move
+    with pytest.raises((TypeError, ValueError)):
+        trainer.step(mse, x, t)
+    # the eager path computed this batch's gradients before the optimizer failed
+    unchanged(check_grads=compile and "jit" in backend.capabilities)
+    opt.param_groups[1]["lr"] = 0.1
+    trainer.step(mse, x, t)
+    assert {e["step"] for e in opt.state_dict()["state"].values()} == {2}
