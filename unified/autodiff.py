@@ -12,7 +12,7 @@ Example::
     >>> net.initialize(U.init.Ones())
     >>> x = np.ones((3, 2), "float32")
     >>> loss, grads = U.value_and_grad(lambda n, x: U.ops.sum(n(x)))(net, x)
-    >>> float(loss), net.weight.grad().tolist()
+    >>> float(loss), U.to_numpy(net.weight.grad()).tolist()
     (6.0, [[3.0, 3.0]])
 """
 

@@ -13,8 +13,9 @@ take the left side at 0 (0, ``alpha``, ``alpha``), as PyTorch does; ``relu6`` an
 Example::
 
     >>> import numpy as np
+    >>> import unified as U
     >>> from unified import functional as F
-    >>> F.leaky_relu(np.array([-1.0, 2.0], "float32"), 0.1).tolist()
+    >>> U.to_numpy(F.leaky_relu(np.array([-1.0, 2.0], "float32"), 0.1)).tolist()
     [-0.10000000149011612, 2.0]
 """
 

@@ -16,7 +16,7 @@ Example::
     ...         return self.out(self.hidden(x))
     >>> net = MLP()
     >>> net.initialize()
-    >>> net(np.ones((1, 3), "float32")).shape
+    >>> U.to_numpy(net(np.ones((1, 3), "float32"))).shape
     (1, 2)
     >>> list(net.params())
     ['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']

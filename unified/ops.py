@@ -9,9 +9,10 @@ written with them differentiates on every backend.
 Example::
 
     >>> import numpy as np
+    >>> import unified as U
     >>> from unified import ops
     >>> x = ops.zeros((2, 3), "float32")
-    >>> ops.relu(ops.add(x, 1.0)).shape
+    >>> U.to_numpy(ops.relu(ops.add(x, 1.0))).shape
     (2, 3)
 """
 

@@ -14,7 +14,7 @@ Example::
     >>> opt = U.optim.SGD(net.params(), lr=0.1, momentum=0.9)
     >>> _ = U.value_and_grad(lambda n: U.ops.sum(n.weight.data()))(net)
     >>> opt.step(); net.weight.numpy().tolist()
-    [[0.8999999761581543, 0.8999999761581543]]
+    [[0.8999999761581421, 0.8999999761581421]]
 """
 
 from __future__ import annotations

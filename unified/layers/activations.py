@@ -11,7 +11,7 @@ Example::
 
     >>> import numpy as np
     >>> import unified as U
-    >>> U.ReLU()(np.array([[-1.0, 2.0]], "float32")).tolist()
+    >>> U.to_numpy(U.ReLU()(np.array([[-1.0, 2.0]], "float32"))).tolist()
     [[0.0, 2.0]]
 """
 

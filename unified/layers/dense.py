@@ -6,7 +6,7 @@ Example::
     >>> import unified as U
     >>> layer = U.Dense(3, activation="relu", in_units=2)
     >>> layer.initialize()
-    >>> layer(np.ones((4, 2), "float32")).shape
+    >>> U.to_numpy(layer(np.ones((4, 2), "float32"))).shape
     (4, 3)
 """
 

@@ -18,10 +18,10 @@ Example::
     >>> import unified as U
     >>> drop = U.Dropout(0.5)
     >>> x = np.ones((2, 3), "float32")
-    >>> (drop(x) == x).all()  # inference mode: the identity
+    >>> bool((U.to_numpy(drop(x)) == x).all())  # inference mode: the identity
     True
     >>> with U.training(True):
-    ...     set(np.asarray(drop(x)).ravel().tolist()) <= {0.0, 2.0}
+    ...     set(U.to_numpy(drop(x)).ravel().tolist()) <= {0.0, 2.0}
     True
 """
 
