@@ -19,15 +19,41 @@ from unified.layers.activations import (
     Swish,
     Tanh,
 )
+from unified.layers.conv import Conv1D, Conv2D, Conv2DTranspose
 from unified.layers.dense import Dense
+from unified.layers.embedding import Embedding
+from unified.layers.pooling import (
+    AvgPool1D,
+    AvgPool2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    MaxPool1D,
+    MaxPool2D,
+)
+from unified.layers.shape import Flatten
 
 __all__ = [
     "Activation",
+    "AvgPool1D",
+    "AvgPool2D",
+    "Conv1D",
+    "Conv2D",
+    "Conv2DTranspose",
     "Dense",
     "ELU",
+    "Embedding",
+    "Flatten",
     "GELU",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
     "LeakyReLU",
     "LogSoftmax",
+    "MaxPool1D",
+    "MaxPool2D",
     "ReLU",
     "ReLU6",
     "SELU",
