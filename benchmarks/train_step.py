@@ -148,7 +148,7 @@ def build_unified(
     """Return ``step()``, the parameters and a copy of the initial weights."""
     import unified as U
 
-    table = U.set_backend(backend)
+    U.set_backend(backend)
     U.seed(0)
     layers = [U.Dense(h, activation="relu") for h in model.hidden]
     layers.append(U.Dense(model.outputs))
@@ -156,8 +156,9 @@ def build_unified(
     net.initialize()
     net.infer_shape((model.batch, model.inputs))
     trainer = U.Trainer(net, U.SGD(net.params(), lr=LR, momentum=MOMENTUM))
-    x = table.asarray(x_np, "float32")
-    y = table.asarray(y_np, "int64")
+    # As users write it (SPEC 10): NumPy batches go straight into Trainer.step,
+    # which converts them (the native sides convert theirs once, outside the loop).
+    x, y = x_np, y_np
     weights = [
         (
             np.array(layer.weight.numpy(), copy=True),

@@ -1,4 +1,4 @@
-"""Checks of data that may be traced: label ranges (SPEC 10).
+"""Checks of data that may be traced: label and index ranges (SPEC 10, 13).
 
 A check of concrete data runs at once. Inside a compiled step (JAX's ``jit``) the
 data are tracers that cannot be read: the check then adds a traced count of bad
@@ -71,3 +71,37 @@ def defer_label_check(labels: Any, onehot: Any, depth: int) -> None:
     if _collecting is not None:
         count = ops.subtract(float(np.prod(labels.shape)), ops.sum(onehot))
         _collecting.append((count, label_message("(in a compiled step)", depth)))
+
+
+def index_message(bad: Any, size: int, owner: str) -> str:
+    """The error message for out-of-range lookup indices (``Embedding``)."""
+    return (
+        f"{owner}: index {bad} is outside [0, {size}): the table has {size} rows "
+        "(input_dim). Indices must be integers from 0 to input_dim - 1; check the "
+        "vocabulary size or the encoding of the input."
+    )
+
+
+def check_indices(indices: Any, size: int, owner: str) -> None:
+    """Raise :class:`IndexError` if an index is outside ``[0, size)``.
+
+    Concrete indices are checked at once; traced ones (inside a compiled step)
+    add a traced count of bad entries, as :func:`defer_label_check` does, and the
+    :class:`~unified.Trainer` raises after the step. Traced indices outside a
+    collecting step are not checked (they cannot be read).
+    """
+    try:
+        host = np.asarray(current_backend().to_numpy(indices))
+    except Exception:  # a tracer inside a compiled step
+        if _collecting is not None:
+            low = ops.sum(ops.astype(ops.less(indices, 0), "float32"), None, False)
+            high = ops.sum(
+                ops.astype(ops.greater(indices, size - 1), "float32"), None, False
+            )
+            _collecting.append(
+                (ops.add(low, high), index_message("(in a compiled step)", size, owner))
+            )
+        return
+    if host.size and (host.min() < 0 or host.max() >= size):
+        bad = host[(host < 0) | (host >= size)].ravel()[0]
+        raise IndexError(index_message(bad.item(), size, owner))

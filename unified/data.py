@@ -179,8 +179,12 @@ def convert_call(
                 continue
             # The NumPy backend's native arrays are host data too: float64 is cast
             # and object arrays are refused like on every other backend.
+            # A parameter-free layer (pooling, an activation) keeps the dtype it
+            # is given: inside a float64 net its input is the previous layer's.
             kind = a.dtype.kind
-            if kind in "iub" or (kind == "f" and a.dtype.name == net._float_dtype):
+            if kind in "iub" or (
+                kind == "f" and net._param_float_dtype() in (None, a.dtype.name)
+            ):
                 continue
         what = f"argument {i + 1} of {owner or type(net).__name__}"
         new = convert_one(table, a, net._float_dtype, what)

@@ -121,10 +121,14 @@ class Net:
     @property
     def _float_dtype(self) -> str:
         """The dtype floating input data takes: the first floating parameter's."""
+        return self._param_float_dtype() or _data.DEFAULT_FLOAT
+
+    def _param_float_dtype(self) -> str | None:
+        """The first floating parameter's dtype; ``None`` for a parameter-free net."""
         for p in self._listing().values():
             if p.dtype.startswith("float"):
                 return p.dtype
-        return _data.DEFAULT_FLOAT
+        return None
 
     # -- structure -------------------------------------------------------------------
     def children(self) -> Iterator[tuple[str, Net]]:

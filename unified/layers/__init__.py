@@ -19,24 +19,50 @@ from unified.layers.activations import (
     Swish,
     Tanh,
 )
+from unified.layers.conv import Conv1D, Conv2D, Conv2DTranspose
 from unified.layers.dense import Dense
 from unified.layers.dropout import Dropout
+from unified.layers.embedding import Embedding
 from unified.layers.norm import BatchNorm, GroupNorm, LayerNorm
+from unified.layers.pooling import (
+    AvgPool1D,
+    AvgPool2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    MaxPool1D,
+    MaxPool2D,
+)
+from unified.layers.shape import Flatten
 
 __all__ = [
-    "Activation",
-    "BatchNorm",
-    "Dense",
-    "Dropout",
     "ELU",
     "GELU",
+    "SELU",
+    "Activation",
+    "AvgPool1D",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv1D",
+    "Conv2D",
+    "Conv2DTranspose",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
     "GroupNorm",
     "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",
+    "MaxPool1D",
+    "MaxPool2D",
     "ReLU",
     "ReLU6",
-    "SELU",
     "SiLU",
     "Sigmoid",
     "SoftReLU",
