@@ -11,7 +11,7 @@ Example::
     >>> p.shape
     (2, 3)
     >>> p.initialize(U.init.Ones())
-    >>> p.numpy().sum()
+    >>> float(p.numpy().sum())
     6.0
 """
 

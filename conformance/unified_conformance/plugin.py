@@ -66,6 +66,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "only_backends(*names): a backend-specific test (e.g. the Gluon port); it is "
         "generated only for those of the selected backends",
     )
+    config.addinivalue_line(
+        "markers",
+        "reference(framework): the test compares against that framework's own "
+        "layers (e.g. Gluon); it runs when that framework's backend is under test",
+    )
     _selected[:] = _resolve(config.getoption("--unified-backend"))
 
 
@@ -105,14 +110,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Deselect backend-specific tests when none of their backends is selected."""
+    """Deselect backend-specific tests when none of their backends is selected, and
+    tests against a reference framework whose backend is not under test (a run
+    without MXNet does not compare with Gluon; it does not skip either)."""
     keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("only_backends")
         callspec = getattr(item, "callspec", None)
-        if marker is not None and (
-            callspec is None or "backend" not in callspec.params
-        ):
+        reference = item.get_closest_marker("reference")
+        if (
+            marker is not None
+            and (callspec is None or "backend" not in callspec.params)
+        ) or (reference is not None and reference.args[0] not in _selected):
             drop.append(item)
         else:
             keep.append(item)

@@ -284,8 +284,10 @@ POINTS = [
 ]
 
 
+@pytest.mark.reference("torch")
 def _torch_reference(name: str) -> Callable[[Any], Any]:
-    F = pytest.importorskip("torch.nn.functional")
+    import torch.nn.functional as F
+
     return {
         "gelu": lambda t: F.gelu(t),
         "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
@@ -302,9 +304,11 @@ def _torch_reference(name: str) -> Callable[[Any], Any]:
     "name",
     ["gelu", "gelu_tanh", "elu", "selu", "softplus", "silu", "leaky_relu", "relu6"],
 )
+@pytest.mark.reference("torch")
 def test_matches_torch_functional(backend: Any, name: str) -> None:
     """Values and gradients (kinks included) equal torch.nn.functional's in float64."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     ref = _torch_reference(name)
     t = torch.tensor(POINTS, dtype=torch.float64, requires_grad=True)
     expected = ref(t)

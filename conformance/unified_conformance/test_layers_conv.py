@@ -156,10 +156,12 @@ def _copy_into_torch(layer: U.Net, module: Any, dtype: Any) -> None:
         getattr(module, name).data = torch.tensor(p.numpy(), dtype=dtype)
 
 
+@pytest.mark.reference("torch")
 @pytest.mark.parametrize("name", sorted(TORCH_CASES))
 def test_layer_matches_torch_module(backend: Any, name: str) -> None:
     """Output equals torch.nn's module (float64) with the unified weights copied."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     make, make_torch, shape, post = TORCH_CASES[name]
     U.seed(1)
     layer = make()
@@ -176,12 +178,14 @@ def test_layer_matches_torch_module(backend: Any, name: str) -> None:
     assert_close(got, want.numpy(), f"{name} vs torch.nn", rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.reference("torch")
 def test_float64_conv_matches_torch(backend: Any) -> None:
     """A float64 Conv2D stays float64 and matches torch in float64.
 
     Without 64-bit support (JAX's default) it computes in float32.
     """
-    torch = pytest.importorskip("torch")
+    import torch
+
     U.seed(2)
     layer = U.Conv2D(3, 3, padding=1, dtype="float64")
     layer.initialize()
@@ -198,9 +202,11 @@ def test_float64_conv_matches_torch(backend: Any) -> None:
     assert_close(got, want.numpy(), "float64 conv", rtol=tol, atol=tol)
 
 
+@pytest.mark.reference("torch")
 def test_embedding_matches_torch(backend: Any) -> None:
     """Integer NumPy indices of any shape look up the rows torch.nn.Embedding does."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     U.seed(3)
     emb = U.Embedding(10, 3)
     emb.initialize(U.init.Normal(1.0))
@@ -249,12 +255,13 @@ GLUON_CASES: dict[str, GluonCase] = {
 
 
 def _gluon() -> Any:
+    import mxnet as mx
     import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
 
-    mx = pytest.importorskip("mxnet")
     return mx
 
 
+@pytest.mark.reference("mxnet")
 @pytest.mark.parametrize("name", sorted(GLUON_CASES))
 def test_layer_matches_gluon_block(backend: Any, name: str) -> None:
     """Output (and the output shape) equals the Gluon block's with the same weights."""
@@ -273,6 +280,7 @@ def test_layer_matches_gluon_block(backend: Any, name: str) -> None:
     assert_close(got, want, f"{name} vs Gluon", rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.reference("mxnet")
 def test_embedding_matches_gluon(backend: Any) -> None:
     mx = _gluon()
     U.seed(5)
@@ -298,9 +306,11 @@ def _small_net() -> U.Sequential:
     )
 
 
+@pytest.mark.reference("torch")
 def test_conv_net_gradients_match_torch_autograd(backend: Any) -> None:
     """Every parameter gradient of a conv net's cross-entropy equals torch's."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     nn = torch.nn
     U.seed(6)
     net = _small_net()

@@ -155,9 +155,11 @@ def test_running_statistics_over_several_steps(backend, unbiased):
     assert_close(out, want, "inference output", rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.reference("torch")
 def test_batchnorm_matches_torch_functional(backend):
     """Against torch.nn.functional.batch_norm (momentum 0.1 there is 0.9 here)."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     F = torch.nn.functional
     bn = U.BatchNorm(momentum=0.9)
     bn.initialize()
@@ -227,8 +229,10 @@ def test_norm_layers_infer_channels_and_accept_numpy(backend):
 
 
 # -- LayerNorm / GroupNorm ------------------------------------------------------------
+@pytest.mark.reference("torch")
 def test_layernorm_matches_oracle_and_torch(backend):
-    torch = pytest.importorskip("torch")
+    import torch
+
     ln = U.LayerNorm()
     ln.initialize()
     ln.infer_shape(X4.shape)
@@ -258,9 +262,11 @@ def test_layernorm_other_axis(backend):
     assert_close(got, norm_over(X4, 1), "layer_norm axis=1", rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.reference("torch")
 @pytest.mark.parametrize("groups", [1, 2, 3, 6])
 def test_groupnorm_matches_oracle_and_torch(backend, groups):
-    torch = pytest.importorskip("torch")
+    import torch
+
     gn = U.GroupNorm(groups)
     gn.initialize()
     gn.infer_shape(X4.shape)
