@@ -67,12 +67,10 @@ Importing this module imports ``mxnet``, applying :func:`_numpy_bool_shim` first
 
 from __future__ import annotations
 
-import builtins
 import ctypes
-import sys
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy
@@ -141,7 +139,7 @@ def _np_restore(previous: int) -> None:
 
 
 from unified_mxnet.scalar import Scalar as _Scalar  # noqa: E402  (needs _np_on)
-from unified_mxnet.scalar import as_scalar as _as_scalar  # noqa: E402
+from unified_mxnet.scalar import as_scalar as _as_scalar  # noqa: E402, F401
 
 _NO_DIMS = c_array(ctypes.c_int64, ())
 
@@ -279,477 +277,39 @@ def axpby(a: float, x: Array, b: float, y: Array) -> Array:
         _np_restore(prev)
 
 
-# ----------------------------------------------------------------------------------
-# Differentiation
-# ----------------------------------------------------------------------------------
-
-
-class _GradBuffers:
-    """Gradient buffers of earlier ``value_and_grad`` calls, reused once released.
-
-    MXNet 1.9 does not pool CPU memory: a fresh gradient buffer of a few megabytes is
-    mapped anew by the C allocator and page-faulted while backward writes it, about
-    10% of the CPU time of a 784-512-512-10 MLP training step. Gluon never pays it,
-    its gradient buffers live as long as the parameters. Here a buffer returned by
-    an earlier call is reused only when this pool holds the sole reference to it
-    (the caller dropped or replaced it), and it is then entirely overwritten
-    (grad_req "write") or zero-filled, so no value crosses calls. The pool keeps at
-    most two buffers per input of the latest call (the one the caller holds and a
-    spare) and forgets the shapes that call did not use.
-
-    A view shares its buffer without referencing the Python object, so one made by
-    the ``reshape`` hook pins the buffer (it leaves the pool for good). Native views
-    (``g.reshape``, ``g[i]``, ``g.detach()``) are not seen: a caller keeping one past
-    the gradient array itself must copy it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._free: dict[tuple[Any, ...], list[Array]] = {}
-        self.ids: frozenset[int] = frozenset()  # of the pooled buffers
-
-    def take(self, keys: list[tuple[Any, ...]]) -> list[Array | None]:
-        """Return a released buffer for each key, or ``None`` where there is none."""
-        out: list[Array | None] = []
-        with self._lock:
-            for key in keys:
-                found = None
-                held = self._free.get(key)
-                if held:
-                    for j in range(len(held)):
-                        # References: the list slot and getrefcount's argument.
-                        if sys.getrefcount(held[j]) == 2:
-                            found = held.pop(j)
-                            break
-                out.append(found)
-        return out
-
-    def keep(self, keys: list[tuple[Any, ...]], grads: list[Array]) -> None:
-        """Remember the buffers just returned; forget everything else but a spare."""
-        fresh: dict[tuple[Any, ...], list[Array]] = {}
-        for key, g in zip(keys, grads, strict=True):
-            fresh.setdefault(key, []).append(g)
-        with self._lock:
-            for key, bufs in fresh.items():
-                bufs.extend(self._free.get(key, ())[: len(bufs)])
-            self._free = fresh
-            self.ids = frozenset(id(g) for bufs in fresh.values() for g in bufs)
-
-    def pin(self, buffer: Array) -> None:
-        """Never reuse ``buffer`` (a view of it exists)."""
-        with self._lock:
-            for bufs in self._free.values():
-                for j, g in enumerate(bufs):
-                    if g is buffer:
-                        del bufs[j]
-                        self.ids = self.ids - {id(buffer)}
-                        return
-
-
-_grad_buffers = _GradBuffers()
-
-
-@hookimpl
-def value_and_grad(
-    fn: Callable[[list[Array]], Array], arrays: Sequence[Array]
-) -> tuple[Array, list[Array]]:
-    prev = _np_on()
-    try:
-        # Fresh handles sharing the inputs' memory (no copy): the autograd marks and
-        # the gradient buffers live on them, never on the caller's arrays.
-        leaves = [a.detach() for a in arrays]
-        keys = [(leaf.shape, leaf.dtype, leaf.context) for leaf in leaves]
-        grads = _grad_buffers.take(keys)
-        for i, g in enumerate(grads):
-            if g is None:
-                shape, dtype, ctx = keys[i]
-                grads[i] = _nd.empty(shape, ctx=ctx, dtype=dtype)
-        if leaves:
-            mx.autograd.mark_variables(leaves, grads, "write")
-        with mx.autograd.record():
-            out = fn(leaves)
-        if out.size != 1:
-            raise ValueError(
-                f"value_and_grad needs fn to return a scalar, got shape {out.shape}"
-            )
-        try:
-            out.backward()
-        except _MXNetError as exc:
-            # ``fn`` returned a constant: no input reaches the output.
-            if "not in a computational graph" not in str(exc):
-                raise
-        for leaf, g in zip(leaves, grads, strict=True):
-            if not leaf._fresh_grad:  # backward did not reach this input
-                _nd.zeros_like(leaf, out=g)
-        _grad_buffers.keep(keys, grads)
-        value = out.detach()
-        value = _to_0d(value) if value.ndim != 0 else _as_scalar(value)
-        return value, grads
-    finally:
-        _np_restore(prev)
-
-
-# ----------------------------------------------------------------------------------
-# Math: elementwise
-# ----------------------------------------------------------------------------------
-
-
-@hookimpl
-def add(a: Array, b: Array) -> Array:
-    prev = _np_on()
-    try:
-        return a + b
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def subtract(a: Array, b: Array) -> Array:
-    prev = _np_on()
-    try:
-        return a - b
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def multiply(a: Array, b: Array) -> Array:
-    prev = _np_on()
-    try:
-        return a * b
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def divide(a: Array, b: Array) -> Array:
-    prev = _np_on()
-    try:
-        return a / b
-    finally:
-        _np_restore(prev)
-
-
-def _as_operand(value: Any, like: Array) -> Array:
-    """Return ``value`` as an array (a scalar becomes 0-d, of ``like``'s dtype)."""
-    if isinstance(value, _NDArray):
-        return value
-    return _nd.full((), value, dtype=like.dtype)
-
-
-@hookimpl
-def maximum(a: Array, b: Array) -> Array:
-    prev = _np_on()
-    try:
-        a = _as_operand(a, b)
-        b = _as_operand(b, a)
-        # broadcast_maximum's backward gives a tie to its left operand; averaging
-        # both orders splits it in half. Halving before adding keeps the value
-        # exact (no overflow near the largest float).
-        return _nd.broadcast_maximum(a, b) * 0.5 + _nd.broadcast_maximum(b, a) * 0.5
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def minimum(a: Array, b: Array) -> Array:
-    prev = _np_on()
-    try:
-        a = _as_operand(a, b)
-        b = _as_operand(b, a)
-        return _nd.broadcast_minimum(a, b) * 0.5 + _nd.broadcast_minimum(b, a) * 0.5
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def power(x: Array, exponent: float) -> Array:
-    prev = _np_on()
-    try:
-        return x**exponent
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def negative(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.negative(x)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def exp(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.exp(x)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def log(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.log(x)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def log1p(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.log1p(x)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def sqrt(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.sqrt(x)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def square(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.square(x)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def abs(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.abs(x)  # backward is sign(x): 0 at 0
-    finally:
-        _np_restore(prev)
-
-
-# ----------------------------------------------------------------------------------
-# Math: activations
-# ----------------------------------------------------------------------------------
-
-
-@hookimpl
-def relu(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.relu(x)  # backward is (x > 0): 0 at 0
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def sigmoid(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.sigmoid(x)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def tanh(x: Array) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.tanh(x)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def softmax(x: Array, axis: int = -1) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.softmax(x, axis=axis)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def log_softmax(x: Array, axis: int = -1) -> Array:
-    prev = _np_on()
-    try:
-        # An explicit temperature keeps MXNet off its oneDNN kernel, whose values and
-        # gradients are off by up to ~3e-6 absolute (beyond float32 tolerances).
-        return _nd.log_softmax(x, axis=axis, temperature=1.0)
-    finally:
-        _np_restore(prev)
-
-
-# ----------------------------------------------------------------------------------
-# Math: linear algebra
-# ----------------------------------------------------------------------------------
-
-
-@hookimpl
-def matmul(a: Array, b: Array) -> Array:
-    prev = _np_on()
-    try:
-        sa, sb = a.shape, b.shape
-        if len(sa) == 2 and len(sb) == 2:
-            return _nd.dot(a, b)
-        return _matmul_general(a, b, sa, sb)
-    finally:
-        _np_restore(prev)
-
-
-def _matmul_general(
-    a: Array, b: Array, sa: tuple[int, ...], sb: tuple[int, ...]
-) -> Array:
-    """NumPy ``matmul`` beyond 2-d @ 2-d: promoted vectors, broadcast batch axes."""
-    vec_a, vec_b = len(sa) == 1, len(sb) == 1
-    if vec_a:
-        sa = (1,) + sa
-    if vec_b:
-        sb = sb + (1,)
-    batch = _broadcast_shapes(sa[:-2], sb[:-2])
-    a = _broadcast_batch(a, sa, batch)
-    b = _broadcast_batch(b, sb, batch)
-    if batch:
-        out = _nd.batch_dot(a.reshape((-1,) + sa[-2:]), b.reshape((-1,) + sb[-2:]))
-    else:
-        out = _nd.dot(a, b)
-    shape = batch + (sa[-2], sb[-1])
-    if vec_a:
-        shape = shape[:-2] + shape[-1:]
-    if vec_b:
-        shape = shape[:-1]
-    return _to_0d(out) if not shape else out.reshape(shape)
-
-
-def _broadcast_batch(x: Array, shape: tuple[int, ...], batch: tuple[int, ...]) -> Array:
-    """Return ``x`` (of ``shape`` up to missing unit axes) as ``batch + shape[-2:]``."""
-    full = batch + shape[-2:]
-    if shape == full:
-        return x.reshape(full) if x.ndim != len(full) else x
-    padded = (1,) * (len(full) - len(shape)) + shape
-    return _nd.broadcast_to(x.reshape(padded), shape=full)
-
-
-def _broadcast_shapes(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, ...]:
-    """Return NumPy's broadcast of two shapes (raising ``ValueError`` if they clash)."""
-    n = builtins.max(len(s), len(t))
-    s, t = (1,) * (n - len(s)) + s, (1,) * (n - len(t)) + t
-    out = []
-    for i, j in zip(s, t, strict=True):
-        if i != j and 1 not in (i, j):
-            raise ValueError(f"matmul: batch shapes {s} and {t} do not broadcast")
-        out.append(j if i == 1 else i)
-    return tuple(out)
-
-
-@hookimpl
-def linear(x: Array, weight: Array, bias: Array | None = None) -> Array:
-    prev = _np_on()
-    try:
-        units = weight.shape[0]
-        if bias is None:
-            return _nd.FullyConnected(
-                x, weight, num_hidden=units, no_bias=True, flatten=False
-            )
-        if not _is_recording() or weight.grad is not None:
-            # Not recording, or the weight is a differentiated input (a marked
-            # variable): the fused bias is exact and much faster than adding it.
-            return _nd.FullyConnected(x, weight, bias, num_hidden=units, flatten=False)
-        # MXNet 1.9.1's FullyConnected backward leaves the bias gradient unwritten
-        # when the weight gets none (a frozen weight), so add the bias separately.
-        y = _nd.FullyConnected(x, weight, num_hidden=units, no_bias=True, flatten=False)
-        return _nd.broadcast_add(y, bias)
-    finally:
-        _np_restore(prev)
-
-
-# ----------------------------------------------------------------------------------
-# Math: reductions and shapes
-# ----------------------------------------------------------------------------------
-
-
-@hookimpl
-def sum(x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
-    prev = _np_on()
-    try:
-        return _reduce(_nd.sum, x, axis, keepdims)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def mean(x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
-    prev = _np_on()
-    try:
-        return _reduce(_nd.mean, x, axis, keepdims)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def max(x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
-    prev = _np_on()
-    try:
-        if axis == ():
-            return _nd.identity(x)
-        with mx.autograd.pause():
-            top = _nd.max(x, axis=axis, keepdims=True)
-            tied = _nd.broadcast_equal(x, top)
-            count = _nd.sum(tied, axis=axis, keepdims=keepdims)
-            fill = _nd.zeros_like(x)
-        # Only the tied entries reach the sum (``where`` keeps -inf out of any
-        # product), and dividing by their count shares the gradient evenly.
-        picked = _nd.where(tied, x, fill)
-        out = _nd.sum(picked, axis=axis, keepdims=keepdims) / count
-        if not keepdims and (axis is None or _reduces_all(x, axis)):
-            out = _to_0d(out)
-        return out
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def reshape(x: Array, shape: tuple[int, ...]) -> Array:
-    prev = _np_on()
-    try:
-        if id(x) in _grad_buffers.ids:
-            _grad_buffers.pin(x)  # the result shares the gradient's buffer
-        shape = tuple(shape)
-        if shape:
-            return x.reshape(shape)
-        if x.size != 1:
-            raise ValueError(f"cannot reshape array of size {x.size} into shape ()")
-        return _to_0d(x)
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def transpose(x: Array, axes: tuple[int, ...] | None = None) -> Array:
-    prev = _np_on()
-    try:
-        if axes is None:
-            return _nd.transpose(x)
-        n = len(axes)  # a permutation names every axis once
-        return _nd.transpose(x, axes=tuple(a % n for a in axes))
-    finally:
-        _np_restore(prev)
-
-
-@hookimpl
-def one_hot(indices: Array, depth: int, dtype: str) -> Array:
-    prev = _np_on()
-    try:
-        return _nd.one_hot(indices, depth, dtype=dtype)
-    finally:
-        _np_restore(prev)
-
+# The hookimpls of the modules below, re-exported: pluggy registers this package
+# module, so they must be its attributes. Imported last: they use the helpers above.
+from unified_mxnet import autodiff as _autodiff  # noqa: E402
+from unified_mxnet import math_ops as _math_ops  # noqa: E402
+
+value_and_grad = _autodiff.value_and_grad
+add = _math_ops.add
+subtract = _math_ops.subtract
+multiply = _math_ops.multiply
+divide = _math_ops.divide
+maximum = _math_ops.maximum
+minimum = _math_ops.minimum
+power = _math_ops.power
+negative = _math_ops.negative
+exp = _math_ops.exp
+log = _math_ops.log
+log1p = _math_ops.log1p
+sqrt = _math_ops.sqrt
+square = _math_ops.square
+abs = _math_ops.abs
+relu = _math_ops.relu
+sigmoid = _math_ops.sigmoid
+tanh = _math_ops.tanh
+softmax = _math_ops.softmax
+log_softmax = _math_ops.log_softmax
+matmul = _math_ops.matmul
+linear = _math_ops.linear
+sum = _math_ops.sum
+mean = _math_ops.mean
+max = _math_ops.max
+reshape = _math_ops.reshape
+transpose = _math_ops.transpose
+one_hot = _math_ops.one_hot
 
 # The hookimpls of :mod:`unified_mxnet.shape_ops`, re-exported: pluggy registers this
 # package module, so they must be its attributes. Imported last: that module uses
