@@ -33,7 +33,6 @@ import numpy as np
 
 from unified import backend as _backend
 from unified import modes, ops
-from unified.layers.norm import as_input
 from unified.nets import Net
 
 
@@ -69,7 +68,6 @@ class Dropout(Net):
         self.dtype = np.dtype(dtype).name
 
     def forward(self, x: Any) -> Any:
-        x = as_input(self, x, self.dtype)
         if self.rate == 0.0 or not modes.is_training(self):
             return x
         table = self._backend or _backend.current_backend()

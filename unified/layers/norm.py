@@ -24,23 +24,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from unified import modes, ops
 from unified.nets import Net
 from unified.parameters import Parameter
-
-
-def as_input(net: Net, x: Any, dtype: str) -> Any:
-    """Convert host data (NumPy arrays, lists, scalars) to the net's backend; numeric
-    host data is cast to ``dtype`` (SPEC 10). Native arrays pass unchanged."""
-    table = net._backend
-    if table is None or (type(x) is not np.ndarray and table.is_array(x)):
-        return x
-    host = np.asarray(x)
-    if host.dtype.kind in "fbiu" and host.dtype.name != dtype:
-        host = host.astype(dtype)
-    return table.asarray(host, host.dtype.name)
 
 
 class _Affine(Net):
@@ -147,7 +133,6 @@ class BatchNorm(_Affine):
             self._prepare(channels)
 
     def forward(self, x: Any) -> Any:
-        x = as_input(self, x, self.dtype)
         ndim = len(x.shape)
         axis = self.axis % ndim
         channels = int(x.shape[axis])
@@ -213,7 +198,6 @@ class LayerNorm(_Affine):
         self.epsilon = float(epsilon)
 
     def forward(self, x: Any) -> Any:
-        x = as_input(self, x, self.dtype)
         ndim = len(x.shape)
         axis = self.axis % ndim
         channels = int(x.shape[axis])
@@ -257,7 +241,6 @@ class GroupNorm(_Affine):
         self.epsilon = float(epsilon)
 
     def forward(self, x: Any) -> Any:
-        x = as_input(self, x, self.dtype)
         shape = tuple(int(d) for d in x.shape)
         if len(shape) < 2 or shape[1] % self.num_groups:
             raise ValueError(
