@@ -223,3 +223,75 @@ def next_call(net: Net) -> int:
         count = 0
     object.__setattr__(net, "_calls", (_init.seed_calls(), count + 1))
     return count
+
+
+def host_mask(
+    name: str, call: int, shape: tuple[int, ...], rate: float, dtype: str
+) -> Any:
+    """The inverted-dropout mask of forward ``call`` of layer ``name`` (NumPy):
+    ``where(u >= rate, 1 / (1 - rate), 0)`` with ``u`` from :func:`host_generator`."""
+    u = host_generator(name, call).random(shape)
+    scale = np.array(1.0 / (1.0 - rate), dtype=dtype)
+    return np.where(u >= rate, scale, np.zeros((), dtype))
+
+
+class MaskFeed:
+    """Host-drawn masks for a compiled step (the masks are inputs of the function).
+
+    On the discovery run (``supplied is None``) each mask request is recorded as
+    ``(layer, shape, rate, dtype)`` and answered with ones; on the compiled run the
+    supplied (traced) masks are handed out in the same order.
+    """
+
+    def __init__(self, supplied: list[Any] | None = None) -> None:
+        self.supplied = supplied
+        self.requests: list[tuple[Net, tuple[int, ...], float, str]] = []
+        self.position = 0
+
+
+_feed: MaskFeed | None = None
+
+
+@contextmanager
+def feeding_masks(feed: MaskFeed) -> Iterator[MaskFeed]:
+    """Route the dropout masks of the forwards in this block through ``feed``."""
+    global _feed
+    previous, _feed = _feed, feed
+    try:
+        yield feed
+    finally:
+        _feed = previous
+
+
+def active_feed() -> MaskFeed:
+    """The feed set by :func:`feeding_masks` (a compiled step's discovery run)."""
+    if _feed is None:
+        raise RuntimeError("no mask feed is active: call inside feeding_masks()")
+    return _feed
+
+
+def dropout_mask(
+    net: Net, shape: tuple[int, ...], rate: float, dtype: str, table: Any
+) -> Any:
+    """The native mask of ``net``'s next training forward (see :class:`MaskFeed`)."""
+    feed = _feed
+    if feed is None:
+        mask = host_mask(net._path, next_call(net), shape, rate, dtype)
+        return table.asarray(mask, dtype)
+    if feed.supplied is None:
+        feed.requests.append((net, shape, rate, dtype))
+        return table.asarray(np.ones(shape, dtype), dtype)
+    mask = feed.supplied[feed.position]
+    feed.position += 1
+    return mask
+
+
+def draw_masks(
+    requests: Sequence[tuple[Net, tuple[int, ...], float, str]], table: Any
+) -> list[Any]:
+    """Draw the masks of one compiled step on the host, advancing each layer's
+    count exactly as the eager forwards would."""
+    return [
+        table.asarray(host_mask(net._path, next_call(net), shape, rate, dtype), dtype)
+        for net, shape, rate, dtype in requests
+    ]

@@ -71,7 +71,8 @@ class Trainer:
         self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
         # key -> (compiled step, which state parameters its trace wrote, the
         # messages of the checks its trace found: see unified.checks)
-        self._compiled: dict[Any, tuple[Callable[..., Any], list[bool], list[str]]] = {}
+        self._compiled: dict[Any, tuple[Callable[..., Any], list[bool], list[str], Any]]
+        self._compiled = {}
         self._plan: _Plan | None = None
         self._coeffs: tuple[np.ndarray, Any] | None = None
 
@@ -122,13 +123,9 @@ class Trainer:
             )
         table = backend_of(self.net, params)
         subnets = list(self.net._nets())
-        # Host-drawn forward randomness (Dropout) is not an input of the compiled
-        # function yet: such nets take the eager path (same numbers, no jit).
-        compiled = (
-            self.compile
-            and "jit" in table.capabilities
-            and not any(getattr(n, "draws_host_randomness", False) for n in subnets)
-        )
+        compiled = self.compile and "jit" in table.capabilities
+        # Host-drawn forward randomness (Dropout) enters a compiled step as inputs.
+        random = any(getattr(n, "draws_host_randomness", False) for n in subnets)
         train = trainable(self.net)[1] if compiled else []
         others = [p for p in params if p.frozen or not p.trainable]
         held = [p for p in others if not p.trainable]
@@ -143,6 +140,7 @@ class Trainer:
             key=(tuple(map(id, train)), tuple(map(id, others))),
             nets=subnets,
             states=held,
+            random=random,
         )
         return plan
 
@@ -173,33 +171,41 @@ class Trainer:
         # The forward is traced in the mode it resolves to (training unless a pin or
         # a unified.training block says otherwise), so the mode is part of the key.
         mode = _modes.signature(plan.nets)
-        key = (loss_fn, plan.key, tuple(id(p) for _, p in entries), statics, mode)
+        key: tuple[Any, ...] = (
+            loss_fn,
+            plan.key,
+            tuple(id(p) for _, p in entries),
+            statics,
+            mode,
+        )
+        if plan.random:  # the masks' shapes follow the batch's
+            key += (tuple(tuple(getattr(b, "shape", ())) for b in batch),)
         hit = self._compiled.get(key)
         if hit is None:
             names = tuple(tuple(c) for c in host)
             written: list[bool] = []
             messages: list[str] = []
-            hit = self._compiled[key] = (
-                table.jit(
-                    _pure_step(
-                        self.net,
-                        opt,
-                        table,
-                        loss_fn,
-                        plan.train,
-                        plan.others,
-                        entries,
-                        statics,
-                        names,
-                        plan.states,
-                        written,
-                        messages,
-                    )
-                ),
+            pure = _pure_step(
+                self.net,
+                opt,
+                table,
+                loss_fn,
+                plan.train,
+                plan.others,
+                entries,
+                statics,
+                names,
+                plan.states,
                 written,
                 messages,
             )
-        fn, written, messages = hit
+            requests = (
+                self._mask_requests(pure, plan, states, device_coeffs, batch)
+                if plan.random
+                else []
+            )
+            hit = self._compiled[key] = (table.jit(pure), written, messages, requests)
+        fn, written, messages, requests = hit
         previous = _backend._active
         _backend.activate(table)
         try:
@@ -209,6 +215,7 @@ class Trainer:
                 [st["arrays"] for st in states],
                 device_coeffs,
                 list(batch),
+                _modes.draw_masks(requests, table),
             )
         finally:
             if previous is not None:
@@ -228,6 +235,37 @@ class Trainer:
             st["arrays"] = s
         return loss
 
+    def _mask_requests(
+        self,
+        pure: Callable[..., Any],
+        plan: _Plan,
+        states: list[dict[str, Any]],
+        coeffs: Any,
+        batch: tuple[Any, ...],
+    ) -> list[Any]:
+        """Which dropout masks one step asks for, in order (layer, shape, ...).
+
+        Found by running the uncompiled step once (the discovery run: no mask is
+        drawn, no layer's count advances, nothing is written back); each compiled
+        step then gets the masks drawn on the host as inputs.
+        """
+        previous = _backend._active
+        _backend.activate(plan.table)
+        try:
+            with _modes.feeding_masks(_modes.MaskFeed(None)) as feed:
+                pure(
+                    [p._data for p in plan.train],
+                    [p._data for p in plan.others],
+                    [st["arrays"] for st in states],
+                    coeffs,
+                    list(batch),
+                    None,
+                )
+        finally:
+            if previous is not None:
+                _backend.activate(previous)
+        return feed.requests
+
 
 @dataclass(eq=False)
 class _Plan:
@@ -243,6 +281,7 @@ class _Plan:
     key: tuple[Any, ...]  # identifies the structure among compiled steps
     nets: list[Any]  # every sub-net: their pins are part of a compiled step's key
     states: list[Any]  # state parameters (also in ``others``), carried functionally
+    random: bool  # some sub-net draws host masks (inputs of a compiled step)
 
 
 def _pure_step(
@@ -272,6 +311,7 @@ def _pure_step(
         state_arrays: list[Any],
         coeffs: Any,
         batch: list[Any],
+        masks: list[Any] | None = None,
     ) -> Any:
         saved = [p._data for p in others]
         for p, a in zip(others, other_arrays):
@@ -279,7 +319,9 @@ def _pure_step(
         try:
             fn = traced_call(net, train, loss_fn, tuple(batch), held, written)
             slots = [table.zeros_like(p._data) for p in held]
-            with checks.collecting() as found:
+            # masks=None: the discovery run of _mask_requests, which set the feed.
+            feed = _modes.MaskFeed(masks) if masks is not None else _modes.active_feed()
+            with checks.collecting() as found, _modes.feeding_masks(feed):
                 value, grads = table.value_and_grad(fn, list(train_arrays) + slots)
         finally:
             for p, a in zip(others, saved):

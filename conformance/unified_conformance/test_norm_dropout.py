@@ -426,3 +426,37 @@ def test_resnet_style_mlp_trains_identically(backend_pair):
         assert_close(e1[name], e0[name], f"{name} after 5 steps", rtol=1e-4, atol=1e-5)
     assert_close(o1, o0, "inference output after training", rtol=1e-4, atol=1e-5)
     assert l0[-1] < l0[0], "the model did not learn"
+
+
+@pytest.mark.requires("jit")
+def test_compiled_dropout_masks_equal_eager(backend):
+    """SPEC 12: inside a compiled Trainer step the host masks are inputs of the
+    compiled function: losses and weights equal the eager steps', and the mask
+    stream continues identically (a later eager call draws the same next mask)."""
+    x = np.random.default_rng(3).standard_normal((6, 5)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+
+    def run(compile):
+        U.seed(11)
+        net = U.Sequential(U.Dense(8, activation="relu"), U.Dropout(0.5), U.Dense(3))
+        net.initialize()
+        trainer = U.Trainer(net, U.SGD(net.params(), lr=0.1), compile=compile)
+        losses = [
+            float(
+                trainer.step(
+                    lambda n, a, b: U.losses.softmax_cross_entropy(n(a), b), x, y
+                )
+            )
+            for _ in range(3)
+        ]
+        with U.training(True):
+            after = U.to_numpy(net(x))
+        return losses, net[0].weight.numpy(), after, trainer.compilations
+
+    eager, compiled = run(False), run(True)
+    assert compiled[3] == 1 and eager[3] == 0
+    assert_close(compiled[0], eager[0], "losses", rtol=1e-5, atol=1e-6)
+    assert_close(compiled[1], eager[1], "weights after 3 steps", rtol=1e-5, atol=1e-6)
+    assert_close(
+        compiled[2], eager[2], "the 4th forward's output", rtol=1e-5, atol=1e-6
+    )

@@ -49,13 +49,13 @@ class Dropout(Net):
             draws the same host mask.
         dtype: the dtype host inputs are cast to, and the mask's.
 
-    A net containing a Dropout trains through the eager path of ``Trainer`` even on
-    JAX: the host mask is drawn per step and is not yet an input of the compiled
-    step.
+    Inside a compiled ``Trainer`` step (JAX) the masks are inputs of the compiled
+    function, drawn on the host before each step from the same stream, so compiled
+    and eager training see bitwise the same masks.
     """
 
     draws_host_randomness = True
-    """Tells the Trainer that forwards draw host randomness (no compiled step)."""
+    """Tells the Trainer that forwards draw host masks (inputs of a compiled step)."""
 
     def __init__(self, rate: float = 0.5, rng: str = "host", dtype: str = "float32"):
         super().__init__()
@@ -74,10 +74,8 @@ class Dropout(Net):
         if not table.is_array(x):
             x = table.asarray(np.asarray(x, self.dtype), self.dtype)
         shape = tuple(int(d) for d in x.shape)
-        u = modes.host_generator(self._path, modes.next_call(self)).random(shape)
-        scale = np.array(1.0 / (1.0 - self.rate), dtype=self.dtype)
-        mask = np.where(u >= self.rate, scale, np.zeros((), self.dtype))
-        return ops.multiply(x, table.asarray(mask, self.dtype))
+        mask = modes.dropout_mask(self, shape, self.rate, self.dtype, table)
+        return ops.multiply(x, mask)
 
     def _describe(self) -> str:
         return f"rate={self.rate}"
