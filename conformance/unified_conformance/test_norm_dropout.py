@@ -428,6 +428,10 @@ def test_resnet_style_mlp_trains_identically(backend_pair):
     assert l0[-1] < l0[0], "the model did not learn"
 
 
+def _ce(net, x, y):
+    return U.losses.softmax_cross_entropy(net(x), y)
+
+
 @pytest.mark.requires("jit")
 def test_compiled_dropout_masks_equal_eager(backend):
     """SPEC 12: inside a compiled Trainer step the host masks are inputs of the
@@ -441,14 +445,7 @@ def test_compiled_dropout_masks_equal_eager(backend):
         net = U.Sequential(U.Dense(8, activation="relu"), U.Dropout(0.5), U.Dense(3))
         net.initialize()
         trainer = U.Trainer(net, U.SGD(net.params(), lr=0.1), compile=compile)
-        losses = [
-            float(
-                trainer.step(
-                    lambda n, a, b: U.losses.softmax_cross_entropy(n(a), b), x, y
-                )
-            )
-            for _ in range(3)
-        ]
+        losses = [float(trainer.step(_ce, x, y)) for _ in range(3)]
         with U.training(True):
             after = U.to_numpy(net(x))
         return losses, net[0].weight.numpy(), after, trainer.compilations
