@@ -216,6 +216,16 @@ def host_generator(name: str, call: int) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(sequence))
 
 
+def host_mask(
+    generator: np.random.Generator, shape: tuple[int, ...], rate: float, dtype: str
+) -> np.ndarray:
+    """The inverted-dropout mask of SPEC 12, drawn on the host: ``1 / (1 - rate)``
+    where ``generator.random(shape) >= rate``, else 0, of ``dtype``."""
+    u = generator.random(shape)
+    scale = np.array(1.0 / (1.0 - rate), dtype=dtype)
+    return np.where(u >= rate, scale, np.zeros((), dtype))
+
+
 def next_call(net: Net) -> int:
     """Return and advance ``net``'s count of training forwards since ``seed``."""
     epoch, count = net.__dict__.get("_calls", (-1, 0))

@@ -55,9 +55,6 @@ class Dropout(Net):
     step.
     """
 
-    draws_host_randomness = True
-    """Tells the Trainer that forwards draw host randomness (no compiled step)."""
-
     def __init__(self, rate: float = 0.5, rng: str = "host", dtype: str = "float32"):
         super().__init__()
         if not 0.0 <= float(rate) < 1.0:
@@ -68,6 +65,12 @@ class Dropout(Net):
         self.rng = rng
         self.dtype = np.dtype(dtype).name
 
+    @property
+    def draws_host_randomness(self) -> bool:
+        """Tells the Trainer that forwards draw host randomness (no compiled step);
+        a ``Dropout(0.0)`` (e.g. a transformer built with ``dropout=0``) never does."""
+        return self.rate > 0.0
+
     def forward(self, x: Any) -> Any:
         x = as_input(self, x, self.dtype)
         if self.rate == 0.0 or not modes.is_training(self):
@@ -76,9 +79,8 @@ class Dropout(Net):
         if not table.is_array(x):
             x = table.asarray(np.asarray(x, self.dtype), self.dtype)
         shape = tuple(int(d) for d in x.shape)
-        u = modes.host_generator(self._path, modes.next_call(self)).random(shape)
-        scale = np.array(1.0 / (1.0 - self.rate), dtype=self.dtype)
-        mask = np.where(u >= self.rate, scale, np.zeros((), self.dtype))
+        generator = modes.host_generator(self._path, modes.next_call(self))
+        mask = modes.host_mask(generator, shape, self.rate, self.dtype)
         return ops.multiply(x, table.asarray(mask, self.dtype))
 
     def _describe(self) -> str:
