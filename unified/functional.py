@@ -221,9 +221,9 @@ def attention_weights(
         ``attn_mask``.
     :param scale: the factor of the scores, ``1 / sqrt(E)`` when ``None``.
     :returns: ``(..., L, S)`` weights, each row summing to 1. A row whose every key
-        is masked gets weights 0 (so a zero output), as PyTorch's
-        ``scaled_dot_product_attention`` has since 2.5; no NaN reaches the values
-        or the gradients.
+        is masked gets weights 0 (so a zero output), as recent PyTorch's
+        ``scaled_dot_product_attention`` does; no NaN reaches the values or the
+        gradients.
     """
     query, key = _native(query), _native(key)
     qs, ks = _shape(query), _shape(key)

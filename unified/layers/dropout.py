@@ -50,9 +50,9 @@ class Dropout(Net):
             draws the same host mask.
         dtype: the dtype host inputs are cast to, and the mask's.
 
-    A net containing a Dropout trains through the eager path of ``Trainer`` even on
-    JAX: the host mask is drawn per step and is not yet an input of the compiled
-    step.
+    A net containing a Dropout with ``rate > 0`` trains through the eager path of
+    ``Trainer`` even on JAX: the host mask is drawn per step and is not yet an input
+    of the compiled step.
     """
 
     def __init__(self, rate: float = 0.5, rng: str = "host", dtype: str = "float32"):
