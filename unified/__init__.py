@@ -58,6 +58,7 @@ from unified.layers import (
     LogSoftmax,
     MaxPool1D,
     MaxPool2D,
+    MultiHeadAttention,
     ReLU,
     ReLU6,
     Sigmoid,
@@ -67,6 +68,7 @@ from unified.layers import (
     SoftReLU,
     Swish,
     Tanh,
+    TransformerEncoderLayer,
 )
 from unified.modes import training
 from unified.nets import Net, Sequential
@@ -110,6 +112,7 @@ __all__ = [
     "LogSoftmax",
     "MaxPool1D",
     "MaxPool2D",
+    "MultiHeadAttention",
     "Net",
     "NothingToDifferentiateError",
     "ParamDict",
@@ -131,6 +134,7 @@ __all__ = [
     "Swish",
     "Tanh",
     "Trainer",
+    "TransformerEncoderLayer",
     "UnifiedError",
     "asarray",
     "average",

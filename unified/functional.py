@@ -10,6 +10,11 @@ take the left side at 0 (0, ``alpha``, ``alpha``), as PyTorch does; ``relu6`` an
 ``hard_tanh`` pass no gradient at either bound (PyTorch's ``hardtanh`` rule), while
 :func:`clip` passes it on the closed interval (``torch.clamp``'s rule).
 
+Attention: :func:`scaled_dot_product_attention` (PyTorch's
+``torch.nn.functional.scaled_dot_product_attention`` semantics) and
+:func:`attention_weights`, compositions of ``matmul``, ``softmax`` and ``where``
+(no hook: a backend offers nothing special for them yet).
+
 Example::
 
     >>> import numpy as np
@@ -17,6 +22,11 @@ Example::
     >>> from unified import functional as F
     >>> U.to_numpy(F.leaky_relu(np.array([-1.0, 2.0], "float32"), 0.1)).tolist()
     [-0.10000000149011612, 2.0]
+    >>> q = np.ones((2, 3, 4), "float32")      # (batch, L, E)
+    >>> v = np.arange(24, dtype="float32").reshape(2, 3, 4)
+    >>> y = F.scaled_dot_product_attention(q, q, v, is_causal=True)
+    >>> U.to_numpy(y)[0, 0].tolist()            # the first query sees only key 0
+    [0.0, 1.0, 2.0, 3.0]
 """
 
 from __future__ import annotations
@@ -24,9 +34,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from unified import ops
+import numpy as np
+
+from unified import init as _init
+from unified import modes, ops
+from unified.data import asarray, dtype_name
 
 __all__ = [
+    "attention_weights",
     "clip",
     "elu",
     "gelu",
@@ -35,6 +50,7 @@ __all__ = [
     "log_softmax",
     "relu",
     "relu6",
+    "scaled_dot_product_attention",
     "selu",
     "sigmoid",
     "silu",
@@ -162,3 +178,134 @@ def hard_tanh(x: Any, lo: float = -1.0, hi: float = 1.0) -> Any:
 def relu6(x: Any) -> Any:
     """``min(max(x, 0), 6)``: ``hard_tanh(x, 0, 6)``; gradient 0 at 0 and at 6."""
     return hard_tanh(x, 0.0, 6.0)
+
+
+# -- attention ----------------------------------------------------------------------
+_NEG_INF = float("-inf")
+_sdpa_calls = (-1, 0)
+"""``(seed epoch, count)`` of the calls of :func:`scaled_dot_product_attention` that
+drew a dropout mask since :func:`unified.seed`."""
+
+
+def _native(x: Any) -> Any:
+    """Host data (NumPy, lists) as a native array (SPEC 10); native arrays pass."""
+    from unified.backend import current_backend
+
+    if isinstance(x, np.ndarray) or not current_backend().is_array(x):
+        return asarray(x)
+    return x
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in x.shape)
+
+
+def attention_weights(
+    query: Any,
+    key: Any,
+    attn_mask: Any = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> Any:
+    """``softmax(query @ key^T * scale + mask)`` over the keys: the attention
+    weights of :func:`scaled_dot_product_attention` (before dropout).
+
+    :param query: ``(..., L, E)``.
+    :param key: ``(..., S, E)``; the leading axes broadcast with ``query``'s.
+    :param attn_mask: ``None``, a boolean mask broadcastable to ``(..., L, S)``
+        where ``True`` means the key *takes part* (PyTorch's
+        ``scaled_dot_product_attention`` convention; ``nn.MultiheadAttention``'s is
+        the opposite), or a float mask added to the scores (``-inf`` excludes).
+    :param is_causal: mask key ``j > i`` for query ``i`` (the lower-triangular
+        ``(L, S)`` mask aligned at the top left, as PyTorch); not together with
+        ``attn_mask``.
+    :param scale: the factor of the scores, ``1 / sqrt(E)`` when ``None``.
+    :returns: ``(..., L, S)`` weights, each row summing to 1. A row whose every key
+        is masked gets weights 0 (so a zero output), as recent PyTorch's
+        ``scaled_dot_product_attention`` does; no NaN reaches the values or the
+        gradients.
+    """
+    query, key = _native(query), _native(key)
+    qs, ks = _shape(query), _shape(key)
+    if len(qs) < 2 or len(ks) < 2 or qs[-1] != ks[-1]:
+        raise ValueError(
+            f"attention: query (..., L, E) and key (..., S, E) must have >= 2 axes "
+            f"and the same E, got shapes {qs} and {ks}"
+        )
+    if is_causal and attn_mask is not None:
+        raise ValueError(
+            "attention: give either attn_mask or is_causal=True, not both (as "
+            "PyTorch); fold the causal mask into attn_mask instead."
+        )
+    axes = tuple(range(len(ks) - 2)) + (len(ks) - 1, len(ks) - 2)
+    factor = 1.0 / math.sqrt(qs[-1]) if scale is None else float(scale)
+    scores = ops.multiply(ops.matmul(query, ops.transpose(key, axes)), factor)
+    if is_causal:
+        from unified.backend import current_backend
+
+        causal = np.tril(np.ones((qs[-2], ks[-2]), dtype=bool))
+        scores = ops.where(current_backend().asarray(causal, "bool"), scores, _NEG_INF)
+        return ops.softmax(scores, -1)  # row i always keeps key 0: no empty rows
+    if attn_mask is None:
+        return ops.softmax(scores, -1)
+    mask = _native(attn_mask)
+    kind = dtype_name(getattr(mask, "dtype", None))
+    if kind == "bool":
+        scores = ops.where(mask, scores, _NEG_INF)
+    else:
+        wanted = dtype_name(getattr(scores, "dtype", None)) or "float32"
+        if kind != wanted:
+            from unified.backend import current_backend
+
+            mask = current_backend().astype(mask, wanted)
+        scores = ops.add(scores, mask)
+    # A row whose every score is -inf: softmax of zeros instead (no NaN), then 0.
+    live = ops.greater(ops.max(scores, -1, True), _NEG_INF)
+    weights = ops.softmax(ops.where(live, scores, 0.0), -1)
+    return ops.where(live, weights, 0.0)
+
+
+def scaled_dot_product_attention(
+    query: Any,
+    key: Any,
+    value: Any,
+    attn_mask: Any = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> Any:
+    """Attention ``attention_weights(query, key, ...) @ value``, PyTorch's
+    ``torch.nn.functional.scaled_dot_product_attention``.
+
+    :param query: ``(..., L, E)``, e.g. ``(N, heads, L, E)``.
+    :param key: ``(..., S, E)``.
+    :param value: ``(..., S, Ev)``.
+    :param attn_mask: boolean (``True`` = the key takes part) or float (added to
+        the scores), broadcastable to ``(..., L, S)``; see :func:`attention_weights`.
+    :param dropout_p: drop probability of the weights, applied whenever it is > 0
+        (as PyTorch: pass ``0.0`` in inference). The mask is drawn on the host from
+        ``Philox(SeedSequence([seed, 1, crc32("scaled_dot_product_attention"),
+        call]))``, ``call`` counting the calls with ``dropout_p > 0`` since
+        :func:`unified.seed`, so it is identical on every backend; inside a
+        compiled function it would be fixed at trace time, so trained nets use
+        :class:`unified.MultiHeadAttention` (a ``Dropout`` child) instead.
+    :param is_causal: the causal mask (see :func:`attention_weights`).
+    :param scale: the factor of the scores, ``1 / sqrt(E)`` when ``None``.
+    :returns: ``(..., L, Ev)``.
+    """
+    global _sdpa_calls
+    if not 0.0 <= float(dropout_p) < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+    weights = attention_weights(query, key, attn_mask, is_causal, scale)
+    if dropout_p > 0.0:
+        from unified.backend import current_backend
+
+        epoch, count = _sdpa_calls
+        if epoch != _init.seed_calls():
+            count = 0
+        _sdpa_calls = (_init.seed_calls(), count + 1)
+        dtype = dtype_name(getattr(weights, "dtype", None)) or "float32"
+        generator = modes.host_generator("scaled_dot_product_attention", count)
+        mask = modes.host_mask(generator, _shape(weights), float(dropout_p), dtype)
+        weights = ops.multiply(weights, current_backend().asarray(mask, dtype))
+    return ops.matmul(weights, _native(value))

@@ -216,6 +216,16 @@ def host_generator(name: str, call: int) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(sequence))
 
 
+def host_mask(
+    generator: np.random.Generator, shape: tuple[int, ...], rate: float, dtype: str
+) -> np.ndarray:
+    """The inverted-dropout mask of SPEC 12, drawn on the host: ``1 / (1 - rate)``
+    where ``generator.random(shape) >= rate``, else 0, of ``dtype``."""
+    u = generator.random(shape)
+    scale = np.array(1.0 / (1.0 - rate), dtype=dtype)
+    return np.where(u >= rate, scale, np.zeros((), dtype))
+
+
 def next_call(net: Net) -> int:
     """Return and advance ``net``'s count of training forwards since ``seed``."""
     epoch, count = net.__dict__.get("_calls", (-1, 0))
@@ -223,16 +233,6 @@ def next_call(net: Net) -> int:
         count = 0
     object.__setattr__(net, "_calls", (_init.seed_calls(), count + 1))
     return count
-
-
-def host_mask(
-    name: str, call: int, shape: tuple[int, ...], rate: float, dtype: str
-) -> Any:
-    """The inverted-dropout mask of forward ``call`` of layer ``name`` (NumPy):
-    ``where(u >= rate, 1 / (1 - rate), 0)`` with ``u`` from :func:`host_generator`."""
-    u = host_generator(name, call).random(shape)
-    scale = np.array(1.0 / (1.0 - rate), dtype=dtype)
-    return np.where(u >= rate, scale, np.zeros((), dtype))
 
 
 class MaskFeed:
@@ -276,7 +276,8 @@ def dropout_mask(
     """The native mask of ``net``'s next training forward (see :class:`MaskFeed`)."""
     feed = _feed
     if feed is None:
-        mask = host_mask(net._path, next_call(net), shape, rate, dtype)
+        generator = host_generator(net._path, next_call(net))
+        mask = host_mask(generator, shape, rate, dtype)
         return table.asarray(mask, dtype)
     if feed.supplied is None:
         feed.requests.append((net, shape, rate, dtype))
@@ -292,6 +293,9 @@ def draw_masks(
     """Draw the masks of one compiled step on the host, advancing each layer's
     count exactly as the eager forwards would."""
     return [
-        table.asarray(host_mask(net._path, next_call(net), shape, rate, dtype), dtype)
+        table.asarray(
+            host_mask(host_generator(net._path, next_call(net)), shape, rate, dtype),
+            dtype,
+        )
         for net, shape, rate, dtype in requests
     ]

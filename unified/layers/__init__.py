@@ -19,6 +19,7 @@ from unified.layers.activations import (
     Swish,
     Tanh,
 )
+from unified.layers.attention import MultiHeadAttention, TransformerEncoderLayer
 from unified.layers.conv import Conv1D, Conv2D, Conv2DTranspose
 from unified.layers.dense import Dense
 from unified.layers.dropout import Dropout
@@ -61,6 +62,7 @@ __all__ = [
     "LogSoftmax",
     "MaxPool1D",
     "MaxPool2D",
+    "MultiHeadAttention",
     "ReLU",
     "ReLU6",
     "SiLU",
@@ -70,4 +72,5 @@ __all__ = [
     "Softplus",
     "Swish",
     "Tanh",
+    "TransformerEncoderLayer",
 ]

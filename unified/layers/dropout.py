@@ -54,8 +54,12 @@ class Dropout(Net):
     and eager training see bitwise the same masks.
     """
 
-    draws_host_randomness = True
-    """Tells the Trainer that forwards draw host masks (inputs of a compiled step)."""
+    @property
+    def draws_host_randomness(self) -> bool:
+        """Tells the Trainer that forwards draw host masks (inputs of a compiled
+        step); a ``Dropout(0.0)`` (e.g. a transformer built with ``dropout=0``)
+        never does."""
+        return self.rate > 0.0
 
     def __init__(self, rate: float = 0.5, rng: str = "host", dtype: str = "float32"):
         super().__init__()
