@@ -34,11 +34,13 @@ from unified.layers.pooling import (
     MaxPool1D,
     MaxPool2D,
 )
+from unified.layers.recurrent import GRU, LSTM, RNN
 from unified.layers.shape import Flatten
 
 __all__ = [
     "ELU",
     "GELU",
+    "GRU",
     "SELU",
     "Activation",
     "AvgPool1D",
@@ -56,11 +58,13 @@ __all__ = [
     "GlobalMaxPool1D",
     "GlobalMaxPool2D",
     "GroupNorm",
+    "LSTM",
     "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",
     "MaxPool1D",
     "MaxPool2D",
+    "RNN",
     "ReLU",
     "ReLU6",
     "SiLU",
