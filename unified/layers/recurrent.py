@@ -31,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -41,60 +40,12 @@ from unified import backend as _backend
 from unified import modes, ops
 from unified.errors import ShapeError
 from unified.init import Initializer
+from unified.layers.rnn_names import gluon_file_name, gluon_name, torch_name
 from unified.nets import Net
 from unified.parameters import Parameter
 from unified.validation import number, one_of, positive_int
 
-__all__ = ["GRU", "LSTM", "RNN", "gluon_name", "torch_name"]
-
-_GLUON = re.compile(r"(?P<d>[lr])(?P<k>\d+)_(?P<kind>i2h|h2h)_(?P<what>weight|bias)")
-_TORCH = re.compile(
-    r"(?P<what>weight|bias)_(?P<kind>ih|hh)_l(?P<k>\d+)(?P<r>_reverse)?"
-)
-
-
-def torch_name(name: str) -> str:
-    """PyTorch's name of a recurrent parameter: ``l0_i2h_weight`` -> ``weight_ih_l0``.
-
-    A structural prefix is kept (``enc.r1_h2h_bias`` -> ``enc.bias_hh_l1_reverse``).
-
-    Example::
-
-        >>> from unified.layers.recurrent import torch_name
-        >>> torch_name("l0_i2h_weight"), torch_name("rnn.r1_h2h_bias")
-        ('weight_ih_l0', 'rnn.bias_hh_l1_reverse')
-    """
-    prefix, dot, last = name.rpartition(".")
-    m = _GLUON.fullmatch(last)
-    if m is None:
-        raise ValueError(
-            f"{name!r} is not a recurrent parameter name; expected e.g. "
-            "'l0_i2h_weight' or 'r1_h2h_bias'"
-        )
-    kind = "ih" if m["kind"] == "i2h" else "hh"
-    reverse = "_reverse" if m["d"] == "r" else ""
-    return f"{prefix}{dot}{m['what']}_{kind}_l{m['k']}{reverse}"
-
-
-def gluon_name(name: str) -> str:
-    """The unified (Gluon) name of a PyTorch recurrent parameter name.
-
-    Example::
-
-        >>> from unified.layers.recurrent import gluon_name
-        >>> gluon_name("weight_hh_l1_reverse"), gluon_name("0.bias_ih_l0")
-        ('r1_h2h_weight', '0.l0_i2h_bias')
-    """
-    prefix, dot, last = name.rpartition(".")
-    m = _TORCH.fullmatch(last)
-    if m is None:
-        raise ValueError(
-            f"{name!r} is not a PyTorch recurrent parameter name; expected e.g. "
-            "'weight_ih_l0' or 'bias_hh_l1_reverse'"
-        )
-    kind = "i2h" if m["kind"] == "ih" else "h2h"
-    return f"{prefix}{dot}{'r' if m['r'] else 'l'}{m['k']}_{kind}_{m['what']}"
-
+__all__ = ["GRU", "LSTM", "RNN", "gluon_file_name", "gluon_name", "torch_name"]
 
 # -- cells: one time step, given the precomputed input projection ``xp`` ----------
 State = list[Any]
@@ -136,16 +87,16 @@ class _Recurrent(Net):
     def __init__(
         self,
         hidden_size: int,
-        num_layers: int,
-        layout: str,
-        dropout: float,
-        bidirectional: bool,
-        input_size: int,
-        i2h_weight_initializer: Initializer | str | None,
-        h2h_weight_initializer: Initializer | str | None,
-        i2h_bias_initializer: Initializer | str | None,
-        h2h_bias_initializer: Initializer | str | None,
-        dtype: str,
+        num_layers: int = 1,
+        layout: str = "TNC",
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        input_size: int = 0,
+        i2h_weight_initializer: Initializer | str | None = None,
+        h2h_weight_initializer: Initializer | str | None = None,
+        i2h_bias_initializer: Initializer | str | None = "zeros",
+        h2h_bias_initializer: Initializer | str | None = "zeros",
+        dtype: str = "float32",
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -442,34 +393,6 @@ class LSTM(_Recurrent):
     gates = 4
     n_states = 2
 
-    def __init__(
-        self,
-        hidden_size: int,
-        num_layers: int = 1,
-        layout: str = "TNC",
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        input_size: int = 0,
-        i2h_weight_initializer: Initializer | str | None = None,
-        h2h_weight_initializer: Initializer | str | None = None,
-        i2h_bias_initializer: Initializer | str | None = "zeros",
-        h2h_bias_initializer: Initializer | str | None = "zeros",
-        dtype: str = "float32",
-    ) -> None:
-        super().__init__(
-            hidden_size,
-            num_layers,
-            layout,
-            dropout,
-            bidirectional,
-            input_size,
-            i2h_weight_initializer,
-            h2h_weight_initializer,
-            i2h_bias_initializer,
-            h2h_bias_initializer,
-            dtype,
-        )
-
     def _cell(self) -> Callable[[Any, State, Any, Any], State]:
         return _lstm_cell
 
@@ -498,34 +421,6 @@ class GRU(_Recurrent):
     """
 
     gates = 3
-
-    def __init__(
-        self,
-        hidden_size: int,
-        num_layers: int = 1,
-        layout: str = "TNC",
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        input_size: int = 0,
-        i2h_weight_initializer: Initializer | str | None = None,
-        h2h_weight_initializer: Initializer | str | None = None,
-        i2h_bias_initializer: Initializer | str | None = "zeros",
-        h2h_bias_initializer: Initializer | str | None = "zeros",
-        dtype: str = "float32",
-    ) -> None:
-        super().__init__(
-            hidden_size,
-            num_layers,
-            layout,
-            dropout,
-            bidirectional,
-            input_size,
-            i2h_weight_initializer,
-            h2h_weight_initializer,
-            i2h_bias_initializer,
-            h2h_bias_initializer,
-            dtype,
-        )
 
     def _cell(self) -> Callable[[Any, State, Any, Any], State]:
         return _gru_cell
