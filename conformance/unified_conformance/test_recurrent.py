@@ -300,6 +300,90 @@ def test_gradients_match_torch_autograd(backend: Any, name: str) -> None:
         )
 
 
+# -- the optional fused kernel ------------------------------------------------------
+def _one_layer_copy(layer: U.Net) -> U.Net:
+    """A one-layer, time-major layer holding ``layer``'s layer-0 weights."""
+    kw: dict[str, Any] = {"bidirectional": layer.bidirectional, "input_size": C}
+    if isinstance(layer, U.RNN):
+        kw["activation"] = layer.activation
+    single = type(layer)(H, **kw)
+    single.initialize()
+    for pname, p in single.params().items():
+        p.set_data(layer.params()[pname].numpy())
+    return single
+
+
+@pytest.mark.requires("rnn_layer")
+@pytest.mark.parametrize(
+    "name", ["RNN-tanh", "RNN-relu-2-bi-NTC", "LSTM-2-bi", "GRU-2-bi-NTC"]
+)
+def test_rnn_layer_hook_matches_oracle(backend: Any, name: str) -> None:
+    """The fused hook itself, called on layer 0: output and states equal the oracle."""
+    layer = _make(name, seed=11)
+    d = 2 if layer.bidirectional else 1
+    x = RNG.standard_normal((T, N, C)).astype(np.float32)
+    states = [s[:d] for s in _states(layer)]
+    weights = [
+        native(backend, layer.params()[f"{side}0_{what}"].numpy())
+        for side in "lr"[:d]
+        for what in ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")
+    ]
+    out, new = backend.rnn_layer(
+        layer.mode,
+        native(backend, x),
+        [native(backend, s) for s in states],
+        weights,
+        layer.bidirectional,
+    )
+    want, want_states = oracle(_one_layer_copy(layer), x, states)
+    assert_close(host(backend, out), want, f"{name} rnn_layer output", atol=1e-5)
+    for i, (got, ref) in enumerate(zip(new, want_states)):
+        assert_close(host(backend, got), ref, f"{name} rnn_layer state {i}", atol=1e-5)
+
+
+FUSED = {
+    "LSTM-2-bi-dropout": lambda: U.LSTM(H, 2, dropout=0.3, bidirectional=True),
+    "GRU-3-NTC-dropout": lambda: U.GRU(H, 3, dropout=0.3, layout="NTC"),
+    "RNN-relu-2-bi": lambda: U.RNN(H, 2, activation="relu", bidirectional=True),
+}
+
+
+@pytest.mark.requires("rnn_layer")
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_fused_kernel_equals_composition(backend: Any, name: str) -> None:
+    """A layer on the backend's rnn_layer kernel equals the same layer composed of
+    ops (fused=False): training-mode outputs (dropout), states and gradients."""
+    U.seed(12)
+    layer = FUSED[name]()
+    layer.initialize(U.init.Xavier())
+    x = _input(layer)
+    states = _states(layer)
+
+    def loss_fn(net: U.Net, xs: Any, *st: Any) -> Any:
+        out, new = net(xs, list(st))
+        total = U.ops.sum(U.ops.multiply(out, out), None, False)
+        for s in new:
+            total = U.ops.add(total, U.ops.sum(s, None, False))
+        return total
+
+    results = []
+    for fused in (True, False):
+        layer.fused = fused
+        U.seed(13)  # the same dropout masks for both
+        loss, _ = U.value_and_grad(loss_fn)(layer, x, *states)
+        with U.training(True):
+            out, new = layer(x, states)
+        grads = {n: host(backend, p.grad()) for n, p in layer.params().items()}
+        results.append((host(backend, loss), U.to_numpy(out), new, grads))
+    (l0, y0, s0, g0), (l1, y1, s1, g1) = results
+    assert_close(l0, l1, f"{name} loss, fused vs composed")
+    assert_close(y0, y1, f"{name} output, fused vs composed", atol=1e-6)
+    for i, (a, b) in enumerate(zip(s0, s1)):
+        assert_close(U.to_numpy(a), U.to_numpy(b), f"{name} state {i}", atol=1e-6)
+    for n in g0:
+        assert_close(g0[n], g1[n], f"{name} grad {n}, fused vs composed", atol=1e-5)
+
+
 # -- deferred input size ------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 def test_deferred_equals_eager_bitwise(backend: Any, kind: str) -> None:

@@ -83,6 +83,12 @@ class _Recurrent(Net):
 
     gates = 1
     n_states = 1
+    mode = "rnn_tanh"
+    """The ``mode`` argument of the ``rnn_layer`` hook."""
+    fused = True
+    """Use the backend's fused ``rnn_layer`` kernel when it offers one (the
+    conformance suite proves it equal to the composition; set ``False`` to force
+    the composition)."""
 
     def __init__(
         self,
@@ -157,11 +163,10 @@ class _Recurrent(Net):
         shape = (self.num_layers * self.directions, n, self.hidden_size)
         return [table.zeros(shape, self.dtype) for _ in range(self.n_states)]
 
-    def _split_states(self, states: Any, batch: int) -> list[State]:
-        """Per (layer, direction) states ``[h]`` / ``[h, c]``, each ``(N, hidden)``."""
+    def _check_states(self, states: Any, batch: int) -> None:
+        """Raise unless ``states`` is ``[h]`` / ``[h, c]`` of the right shapes."""
         owner = type(self).__name__
-        count = self.num_layers * self.directions
-        shape = (count, batch, self.hidden_size)
+        shape = (self.num_layers * self.directions, batch, self.hidden_size)
         if not isinstance(states, (list, tuple)) or len(states) != self.n_states:
             what = "[h]" if self.n_states == 1 else "[h, c]"
             raise TypeError(
@@ -170,7 +175,6 @@ class _Recurrent(Net):
                 + (f" of length {len(states)}" if isinstance(states, list) else "")
                 + f"; use {owner.lower()}.begin_state(batch_size) for zeros."
             )
-        parts = []
         for s in states:
             got = tuple(int(d) for d in s.shape)
             if got != shape:
@@ -178,8 +182,14 @@ class _Recurrent(Net):
                     f"{owner}: each state must have shape (num_layers * directions, "
                     f"N, hidden_size) = {shape}, got {got}"
                 )
+
+    def _split_states(self, states: Any, batch: int) -> list[State]:
+        """Per (layer, direction) states ``[h]`` / ``[h, c]``, each ``(N, hidden)``."""
+        count = self.num_layers * self.directions
+        parts = []
+        for s in states:
             pieces = ops.split(s, count, 0) if count > 1 else [s]
-            parts.append([ops.reshape(p, shape[1:]) for p in pieces])
+            parts.append([ops.reshape(p, (batch, self.hidden_size)) for p in pieces])
         return [list(z) for z in zip(*parts)]
 
     # -- forward -----------------------------------------------------------------------
@@ -194,12 +204,28 @@ class _Recurrent(Net):
             x = ops.transpose(x, (1, 0, 2))
         steps, batch = int(x.shape[0]), int(x.shape[1])
         self._prepare(int(x.shape[2]))
+        if states is not None:
+            self._check_states(states, batch)
+        masks = self._masks(steps, batch)
+        kernel = self._kernel()
+        if kernel is not None:
+            x, new = self._run_fused(kernel, x, states, masks)
+        else:
+            x, new = self._run_composed(x, states, masks)
+        if self.layout == "NTC":
+            x = ops.transpose(x, (1, 0, 2))
+        return x if states is None else (x, new)
+
+    def _run_composed(
+        self, x: Any, states: Any, masks: list[Any]
+    ) -> tuple[Any, list[Any]]:
+        """Every layer as a composition of ops: the reference implementation."""
+        batch = int(x.shape[1])
         if states is None:
             zero = ops.zeros((batch, self.hidden_size), self.dtype)
             initial = [[zero] * self.n_states] * (self.num_layers * self.directions)
         else:
             initial = self._split_states(states, batch)
-        masks = self._masks(steps, batch)
         cell = self._cell()
         finals: list[State] = []
         for k in range(self.num_layers):
@@ -212,11 +238,51 @@ class _Recurrent(Net):
             x = outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, 2)
             if masks and k < self.num_layers - 1:
                 x = ops.multiply(x, masks[k])
-        if self.layout == "NTC":
-            x = ops.transpose(x, (1, 0, 2))
         if states is None:
-            return x
+            return x, []
         return x, [ops.stack([f[i] for f in finals], 0) for i in range(self.n_states)]
+
+    def _kernel(self) -> Callable[..., Any] | None:
+        """The backend's optional fused ``rnn_layer`` hook, if it has one and
+        ``fused`` is on."""
+        if not self.fused:
+            return None
+        table = self._backend or _backend.current_backend()
+        if "rnn_layer" not in table.capabilities:
+            return None
+        kernel: Callable[..., Any] = table.rnn_layer
+        return kernel
+
+    def _run_fused(
+        self, kernel: Callable[..., Any], x: Any, states: Any, masks: list[Any]
+    ) -> tuple[Any, list[Any]]:
+        """Every layer through the backend's fused kernel, one layer per call."""
+        batch, d = int(x.shape[1]), self.directions
+        finals = []
+        for k in range(self.num_layers):
+            if states is None:
+                zero = ops.zeros((d, batch, self.hidden_size), self.dtype)
+                initial = [zero] * self.n_states
+            elif self.num_layers == 1:
+                initial = list(states)
+            else:
+                initial = [ops.slice_axis(s, 0, k * d, (k + 1) * d) for s in states]
+            weights = [
+                self._param(f"{side}{k}_{what}").data()
+                for side in "lr"[:d]
+                for what in ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")
+            ]
+            x, new = kernel(self.mode, x, initial, weights, self.bidirectional)
+            finals.append(new)
+            if masks and k < self.num_layers - 1:
+                x = ops.multiply(x, masks[k])
+        if states is None:
+            return x, []
+        if self.num_layers == 1:
+            return x, list(finals[0])
+        return x, [
+            ops.concatenate([f[i] for f in finals], 0) for i in range(self.n_states)
+        ]
 
     def _run(
         self, x: Any, k: int, d: str, state: State, cell: Any
@@ -361,6 +427,7 @@ class RNN(_Recurrent):
             dtype,
         )
         self.activation: str = act
+        self.mode = f"rnn_{act}"
 
     def _cell(self) -> Callable[[Any, State, Any, Any], State]:
         return _rnn_cell(ops.tanh if self.activation == "tanh" else ops.relu)
@@ -392,6 +459,7 @@ class LSTM(_Recurrent):
 
     gates = 4
     n_states = 2
+    mode = "lstm"
 
     def _cell(self) -> Callable[[Any, State, Any, Any], State]:
         return _lstm_cell
@@ -421,6 +489,7 @@ class GRU(_Recurrent):
     """
 
     gates = 3
+    mode = "gru"
 
     def _cell(self) -> Callable[[Any, State, Any, Any], State]:
         return _gru_cell
