@@ -151,6 +151,26 @@ def dtype_name(dtype: Any) -> str | None:
             return None
 
 
+def _is_item(table: BackendTable, v: Any) -> bool:
+    """Whether ``v`` is an array (native, NumPy with >= 1 axis or foreign) in a
+    list, which makes the list a list of arrays rather than a nested list of data."""
+    if isinstance(v, np.ndarray):
+        return v.ndim > 0
+    if v is None or isinstance(v, (np.generic, list, tuple, *_SCALARS)):
+        return False
+    return table.is_array(v) or hasattr(v, "asnumpy") or hasattr(v, "__array__")
+
+
+def _convert_item(table: BackendTable, v: Any, float_dtype: str, what: str) -> Any:
+    """Convert one item of a list of arrays; native arrays of ``table`` pass, except
+    NumPy floating arrays of another dtype (host data on the NumPy backend)."""
+    if table.is_array(v) and not (
+        isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.dtype != float_dtype
+    ):
+        return v
+    return convert_one(table, v, float_dtype, what)
+
+
 def _is_data(x: Any) -> bool:
     """Whether ``x`` is host data the conversion point turns into a native array."""
     return isinstance(x, (np.ndarray, np.generic, list)) or hasattr(x, "__array__")
@@ -199,11 +219,10 @@ def convert_one(table: BackendTable, a: Any, float_dtype: str, what: str) -> Any
     """Convert one argument (see :func:`convert_call`)."""
     if isinstance(a, (str, bytes)):
         _foreign_to_host(a, what)  # raises the TypeError
-    if isinstance(a, (list, tuple)) and a and any(table.is_array(v) for v in a):
-        return type(a)(
-            v if table.is_array(v) else convert_one(table, v, float_dtype, what)
-            for v in a
-        )
+    if isinstance(a, (list, tuple)) and a and any(_is_item(table, v) for v in a):
+        # A list of arrays (e.g. recurrent states ``[h, c]``) stays a list; a nested
+        # list of numbers (no array among its items) is one array, below.
+        return type(a)(_convert_item(table, v, float_dtype, what) for v in a)
     if isinstance(a, tuple) and a and all(_is_data(v) for v in a):
         return tuple(convert_one(table, v, float_dtype, what) for v in a)
     if _is_data(a):

@@ -618,7 +618,44 @@ def pool(
     """
 
 
-OPTIONAL_HOOKS: frozenset[str] = frozenset({"jit"})
+@hookspec
+def rnn_layer(
+    mode: str,
+    x: Array,
+    states: Sequence[Array],
+    weights: Sequence[Array],
+    bidirectional: bool,
+) -> tuple[Array, list[Array]]:
+    """Optional: one fused recurrent layer over a whole sequence, both directions.
+
+    A faster kernel for what ``unified.layers.recurrent`` composes from ``linear``,
+    ``sigmoid``, ``tanh``, ``split`` and ``stack``; the layers call it when the
+    backend implements it (capability ``rnn_layer``), one layer at a time, so
+    dropout between layers stays host-drawn. The formulas and gate orders are
+    PyTorch's and Gluon's: LSTM gates i, f, g, o with ``c' = σ(f) c + σ(i) tanh(g)``,
+    ``h' = σ(o) tanh(c')``; GRU gates r, z, n with
+    ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))``, ``h' = (1 - z) n + z h``;
+    RNN ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``. The reverse direction reads
+    the sequence from the last step to the first.
+
+    :param mode: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+    :param x: the input, time-major ``(T, N, C)``.
+    :param states: ``[h]`` (``[h, c]`` for ``"lstm"``), each ``(D, N, H)`` with
+        ``D = 2`` if ``bidirectional`` else 1 (forward direction first).
+    :param weights: for the forward direction, then the reverse one:
+        ``i2h_weight (G*H, C)``, ``h2h_weight (G*H, H)``, ``i2h_bias (G*H,)``,
+        ``h2h_bias (G*H,)``, where ``G`` is 1, 4 or 3 gates (PyTorch's
+        ``_flat_weights`` order for one layer).
+    :param bidirectional: whether ``weights`` and ``states`` hold a reverse
+        direction.
+    :returns: ``(output, new_states)``: ``output`` ``(T, N, D*H)`` (the reverse
+        direction's features after the forward ones) and the states after the last
+        step of each direction, like ``states``; differentiable in ``x``,
+        ``states`` and ``weights``.
+    """
+
+
+OPTIONAL_HOOKS: frozenset[str] = frozenset({"jit", "rnn_layer"})
 """Hooks a backend may leave out; each one it implements adds a capability."""
 
 NN_HOOKS: tuple[str, ...] = ("conv", "conv_transpose", "pool")

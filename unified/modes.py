@@ -238,14 +238,14 @@ def next_call(net: Net) -> int:
 class MaskFeed:
     """Host-drawn masks for a compiled step (the masks are inputs of the function).
 
-    On the discovery run (``supplied is None``) each mask request is recorded as
-    ``(layer, shape, rate, dtype)`` and answered with ones; on the compiled run the
-    supplied (traced) masks are handed out in the same order.
+    On the discovery run (``supplied is None``) each request is recorded as
+    ``(layer, shape, rate, dtype, count)`` and answered with ones; on the compiled
+    run the supplied (traced) masks are handed out in the same order.
     """
 
     def __init__(self, supplied: list[Any] | None = None) -> None:
         self.supplied = supplied
-        self.requests: list[tuple[Net, tuple[int, ...], float, str]] = []
+        self.requests: list[tuple[Net, tuple[int, ...], float, str, int]] = []
         self.position = 0
 
 
@@ -270,32 +270,51 @@ def active_feed() -> MaskFeed:
     return _feed
 
 
+def _draw(
+    net: Net, shape: tuple[int, ...], rate: float, dtype: str, count: int, table: Any
+) -> list[Any]:
+    """``count`` masks of ``net``'s next training forward, in order, from one
+    stream (``host_generator(net's name, its call count)``)."""
+    generator = host_generator(net._path, next_call(net))
+    return [
+        table.asarray(host_mask(generator, shape, rate, dtype), dtype)
+        for _ in range(count)
+    ]
+
+
+def dropout_masks(
+    net: Net,
+    shape: tuple[int, ...],
+    rate: float,
+    dtype: str,
+    table: Any,
+    count: int = 1,
+) -> list[Any]:
+    """The native masks of ``net``'s next training forward (see :class:`MaskFeed`):
+    drawn now, recorded (discovery run) or taken from a compiled step's inputs."""
+    feed = _feed
+    if feed is None:
+        return _draw(net, shape, rate, dtype, count, table)
+    if feed.supplied is None:
+        feed.requests.append((net, shape, rate, dtype, count))
+        return [table.asarray(np.ones(shape, dtype), dtype)] * count
+    start, feed.position = feed.position, feed.position + count
+    return feed.supplied[start : feed.position]
+
+
 def dropout_mask(
     net: Net, shape: tuple[int, ...], rate: float, dtype: str, table: Any
 ) -> Any:
-    """The native mask of ``net``'s next training forward (see :class:`MaskFeed`)."""
-    feed = _feed
-    if feed is None:
-        generator = host_generator(net._path, next_call(net))
-        mask = host_mask(generator, shape, rate, dtype)
-        return table.asarray(mask, dtype)
-    if feed.supplied is None:
-        feed.requests.append((net, shape, rate, dtype))
-        return table.asarray(np.ones(shape, dtype), dtype)
-    mask = feed.supplied[feed.position]
-    feed.position += 1
-    return mask
+    """The one mask of ``net``'s next training forward (``Dropout``)."""
+    return dropout_masks(net, shape, rate, dtype, table)[0]
 
 
 def draw_masks(
-    requests: Sequence[tuple[Net, tuple[int, ...], float, str]], table: Any
+    requests: Sequence[tuple[Net, tuple[int, ...], float, str, int]], table: Any
 ) -> list[Any]:
     """Draw the masks of one compiled step on the host, advancing each layer's
     count exactly as the eager forwards would."""
-    return [
-        table.asarray(
-            host_mask(host_generator(net._path, next_call(net)), shape, rate, dtype),
-            dtype,
-        )
-        for net, shape, rate, dtype in requests
-    ]
+    masks: list[Any] = []
+    for net, shape, rate, dtype, count in requests:
+        masks += _draw(net, shape, rate, dtype, count, table)
+    return masks

@@ -35,11 +35,13 @@ from unified.layers.pooling import (
     MaxPool1D,
     MaxPool2D,
 )
+from unified.layers.recurrent import GRU, LSTM, RNN
 from unified.layers.shape import Flatten
 
 __all__ = [
     "ELU",
     "GELU",
+    "GRU",
     "SELU",
     "Activation",
     "AvgPool1D",
@@ -57,12 +59,14 @@ __all__ = [
     "GlobalMaxPool1D",
     "GlobalMaxPool2D",
     "GroupNorm",
+    "LSTM",
     "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",
     "MaxPool1D",
     "MaxPool2D",
     "MultiHeadAttention",
+    "RNN",
     "ReLU",
     "ReLU6",
     "SiLU",
