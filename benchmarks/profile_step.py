@@ -1,6 +1,7 @@
-"""Profile the ``unified`` training step of :mod:`train_step` with cProfile.
+"""Profile the ``unified`` training step of :mod:`train_step` or :mod:`cnn_step`.
 
-Builds the same case as ``train_step.py`` (same model, batch, optimizer), warms it up,
+Builds the same case as ``train_step.py`` (models ``large``, ``small``) or
+``cnn_step.py`` (``lenet``, ``resnet``): same model, batch, optimizer; warms it up,
 then profiles ``--steps`` unified steps (or native ones with ``--native``) and prints
 the functions with the most time, per step.
 
@@ -11,6 +12,7 @@ in the environment.
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/profile_step.py jax small
+    OMP_NUM_THREADS=1 python benchmarks/profile_step.py mxnet resnet --steps 10
     python benchmarks/profile_step.py torch large --steps 50 --sort tottime
 """
 
@@ -25,20 +27,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cnn_step  # noqa: E402
 import train_step  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("backend", choices=train_step.BACKENDS)
-    parser.add_argument("model", choices=sorted(train_step.MODELS))
+    parser.add_argument("model", choices=[*train_step.MODELS, *cnn_step.MODELS])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--sort", default="cumulative", help="pstats sort key")
     parser.add_argument("--limit", type=int, default=40, help="rows to print")
     parser.add_argument("--native", default=None, help="profile this native runner")
     args = parser.parse_args(argv)
 
-    case = train_step.CASES[args.backend](train_step.MODELS[args.model])
+    if args.model in cnn_step.MODELS:
+        case = cnn_step.CASES[args.backend](args.model)
+    else:
+        case = train_step.CASES[args.backend](train_step.MODELS[args.model])
     run = case.runners[args.native or "unified"]
     run(max(20, args.steps // 5))  # warm-up (and compilation)
     profiler = cProfile.Profile()

@@ -23,11 +23,12 @@ copied into the native model), see the same batch and use the same learning rate
 The losses of the first five steps of both sides are compared as a sanity check
 (same start, same updates).
 
-Method: after a warm-up, ``unified`` and native runs of ``--steps`` steps are
-interleaved (A B, then B A, ...) for ``--repeats`` repeats; each run ends with a
-synchronisation (``block_until_ready`` for JAX, ``mx.nd.waitall()`` for MXNet; NumPy
-and CPU torch are synchronous). Reported: the median time per step of each side and
-the median of the per-repeat ratios unified / native.
+The measurement (shared with ``cnn_step.py`` and ``dropout_masks.py``) lives in
+``harness.py``. Method: after a warm-up, ``unified`` and native runs of ``--steps``
+steps are interleaved (A B, then B A, ...) for ``--repeats`` repeats; each run ends
+with a synchronisation (``block_until_ready`` for JAX, ``mx.nd.waitall()`` for
+MXNet; NumPy and CPU torch are synchronous). Reported: the median time per step of
+each side and the median of the per-repeat ratios unified / native.
 
 Each backend runs in its own subprocess (so frameworks' thread pools do not share a
 process and a crashing backend cannot take the others down); a backend that fails
@@ -53,28 +54,23 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
-import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+from harness import CHECK_STEPS, Case, simple_runner  # noqa: E402
+
 BACKENDS = ("numpy", "torch", "jax", "mxnet")
 LR = 0.01
 MOMENTUM = 0.9
 REPORT = Path(__file__).resolve().parent / "report.md"
-RESULT_TAG = "RESULT-JSON "
-CHECK_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -107,19 +103,6 @@ TARGETS: dict[tuple[str, str], float] = {
 """Upper bounds on the ratio unified / native (against the first native variant)."""
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
-Runner = Callable[[int], Any]
-"""``run(n)`` performs ``n`` training steps, synchronises, returns the last loss."""
-
-
-@dataclass
-class Case:
-    """One backend and model: the unified runner and one or more native runners."""
-
-    runners: dict[str, Runner]
-    loss_of: Callable[[Any], float]
-    framework: str = ""
-    version: str = ""
-    first_call: dict[str, float] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------
@@ -172,20 +155,6 @@ def build_unified(
         return trainer.step(unified_loss, x, y)
 
     return step, params, weights
-
-
-def simple_runner(
-    step: Callable[[], Any], sync: Callable[[Any], None] | None = None
-) -> Runner:
-    def run(n: int) -> Any:
-        loss = None
-        for _ in range(n):
-            loss = step()
-        if sync is not None:
-            sync(loss)
-        return loss
-
-    return run
 
 
 # ----------------------------------------------------------------------------------
@@ -411,299 +380,37 @@ CASES: dict[str, Callable[[Model], Case]] = {
 }
 
 
-# ----------------------------------------------------------------------------------
-# Measurement
-# ----------------------------------------------------------------------------------
-
-
-def measure(
-    case: Case, repeats: int, steps: int | None, target_seconds: float
-) -> dict[str, Any]:
-    """Warm up, then interleave the runners; return per-repeat times and ratios."""
-    labels = list(case.runners)
-    losses: dict[str, list[float]] = {}
-    for label in labels:
-        t0 = time.perf_counter()
-        loss = case.runners[label](1)
-        case.first_call[label] = time.perf_counter() - t0
-        # The losses of steps 1..CHECK_STEPS: equal starts and equal updates.
-        losses[label] = [case.loss_of(loss)]
-        for _ in range(CHECK_STEPS - 1):
-            losses[label].append(case.loss_of(case.runners[label](1)))
-    # Warm-up, also estimating the cost of a step to choose ``steps``.
-    per_step = {}
-    for label in labels:
-        n, elapsed = 1, 0.0
-        while elapsed < target_seconds / 4 and n <= 4096:
-            n *= 2
-            t0 = time.perf_counter()
-            case.runners[label](n)
-            elapsed = time.perf_counter() - t0
-        per_step[label] = elapsed / n
-    if steps is None:
-        slowest = max(per_step.values())
-        steps = int(min(5000, max(5, round(target_seconds / max(slowest, 1e-7)))))
-    for label in labels:
-        case.runners[label](max(2, steps // 5))
-    times: dict[str, list[float]] = {label: [] for label in labels}
-    gc.collect()
-    for r in range(repeats):
-        order = labels if r % 2 == 0 else labels[::-1]
-        for label in order:
-            t0 = time.perf_counter()
-            case.runners[label](steps)
-            times[label].append((time.perf_counter() - t0) / steps)
-    ratios = {
-        label: [u / n for u, n in zip(times["unified"], times[label])]
-        for label in labels
-        if label != "unified"
-    }
-    return {
-        "steps": steps,
-        "repeats": repeats,
-        "median": {label: statistics.median(t) for label, t in times.items()},
-        "times": times,
-        "ratio": {label: statistics.median(r) for label, r in ratios.items()},
-        "ratios": ratios,
-        "first_call": dict(case.first_call),
-        "losses": losses,
-    }
-
-
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Benchmark every model on ``backend`` in this process."""
-    out: dict[str, Any] = {"backend": backend, "models": {}}
-    try:
-        import unified as U
-
-        U.set_backend(backend)
-    except Exception as exc:  # a benchmark: report and skip
-        out["error"] = f"failed to load: {type(exc).__name__}: {exc}"
-        return out
-    for name in args.models:
-        model = MODELS[name]
-        print(
-            f"[{backend}] {name}: {model.describe()} ...", file=sys.stderr, flush=True
-        )
-        try:
-            case = CASES[backend](model)
-            result = measure(case, args.repeats, args.steps, args.target_seconds)
-        except Exception as exc:
-            traceback.print_exc()
-            out["models"][name] = {"error": f"{type(exc).__name__}: {exc}"}
-            continue
-        out["framework"], out["version"] = case.framework, case.version
-        out["models"][name] = result
-        med = result["median"]
-        ratio = ", ".join(f"{k} {v:.2f}" for k, v in result["ratio"].items())
-        print(
-            f"[{backend}] {name}: unified {med['unified'] * 1e3:.3f} ms, "
-            f"native {med['native'] * 1e3:.3f} ms, ratio {ratio} "
-            f"({result['steps']} steps x {result['repeats']})",
-            file=sys.stderr,
-            flush=True,
-        )
-    return out
-
-
-def run_isolated(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run :func:`run_backend` in a fresh interpreter; collect its JSON result."""
-    cmd = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--worker",
-        "--backends",
+    """Benchmark every model of ``args.models`` on ``backend`` in this process."""
+    return harness.run_backend(
         backend,
-        "--repeats",
-        str(args.repeats),
-        "--models",
-        ",".join(args.models),
-        "--target-seconds",
-        str(args.target_seconds),
-    ]
-    if args.steps is not None:
-        cmd += ["--steps", str(args.steps)]
-    env = dict(os.environ)
-    if args.threads > 0:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[var] = str(args.threads)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False, env=env)
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG) :])  # type: ignore[no-any-return]
-    return {
-        "backend": backend,
-        "models": {},
-        "error": f"worker exited with status {proc.returncode} and no result",
-    }
-
-
-# ----------------------------------------------------------------------------------
-# Report
-# ----------------------------------------------------------------------------------
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3f}"
+        args,
+        lambda b, name: CASES[b](MODELS[name]),
+        lambda name: MODELS[name].describe(),
+    )
 
 
 def format_report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    lines = [
-        "# unified training-step benchmark",
-        "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} logical CPUs, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
-        f"- lr {LR}, momentum {MOMENTUM}, float32; repeats {args.repeats}; "
-        f"steps per run {'auto' if args.steps is None else args.steps}; "
-        f"OpenMP/MKL/OpenBLAS threads {args.threads or 'framework defaults'}"
-        f"{' (not applied: --in-process)' if args.in_process and args.threads else ''}",
-        "- times are medians per step; ratio is the median of per-repeat "
-        "unified / native ratios (range: lowest and highest of them)",
-        "",
-        "| backend | model | unified ms | native ms | ratio | ratio range | target "
-        "| ok |",
-        "| --- | --- | ---: | ---: | ---: | :-: | ---: | :-: |",
-    ]
-    notes, compile_rows, checks = [], [], []
-    for res in results:
-        backend = res["backend"]
-        if "error" in res:
-            notes.append(f"- {backend}: skipped ({res['error']})")
-            continue
-        if res.get("version"):
-            notes.append(f"- {backend}: {res['framework']} {res['version']}")
-        for name, r in res["models"].items():
-            if "error" in r:
-                notes.append(f"- {backend} {name}: failed ({r['error']})")
-                continue
-            for label, ratio in r["ratio"].items():
-                target = TARGETS.get((backend, name)) if label == "native" else None
-                shown = backend if label == "native" else f"{backend} vs {label}"
-                ok = "" if target is None else ("yes" if ratio <= target else "NO")
-                spread = f"{min(r['ratios'][label]):.2f}-{max(r['ratios'][label]):.2f}"
-                lines.append(
-                    f"| {shown} | {name} | {_ms(r['median']['unified'])} | "
-                    f"{_ms(r['median'][label])} | {ratio:.2f} | {spread} | "
-                    f"{'-' if target is None else f'<= {target:.2f}'} | {ok} |"
-                )
-            if backend == "jax":
-                fc = r["first_call"]
-                compile_rows.append(
-                    f"| jax | {name} | {_ms(fc['unified'])} | {_ms(fc['native'])} |"
-                )
-            ref = r["losses"]["unified"]
-            for label, seq in r["losses"].items():
-                worst = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(seq, ref))
-                if worst > 1e-4:
-                    checks.append(
-                        f"- {backend} {name}: losses of steps 1-{len(ref)} differ: "
-                        f"unified {ref}, {label} {seq}"
-                    )
-    if compile_rows:
-        lines += [
-            "",
-            "First call (trace + compile + one step), ms:",
-            "",
-            "| backend | model | unified | native |",
-            "| --- | --- | ---: | ---: |",
-            *compile_rows,
-        ]
-    lines += ["", "Steps per run:", ""]
-    for res in results:
-        for name, r in res.get("models", {}).items():
-            if "steps" in r:
-                lines.append(
-                    f"- {res['backend']} {name}: {r['steps']} steps x {r['repeats']}"
-                )
-    if checks:
-        lines += ["", "Sanity check FAILED (unified and native train differently):", ""]
-        lines += checks
-    else:
-        lines += [
-            "",
-            f"Sanity check: the losses of steps 1-{CHECK_STEPS} of unified and native "
-            "agree (relative difference <= 1e-4).",
-        ]
-    if notes:
-        lines += ["", "Backends:", "", *notes]
-    return "\n".join(lines) + "\n"
+    return harness.format_report(
+        results,
+        args,
+        title="unified training-step benchmark",
+        header=[
+            harness.settings_line(args, f"lr {LR}, momentum {MOMENTUM}, float32; ")
+        ],
+        targets=TARGETS,
+        check=f"the losses of steps 1-{CHECK_STEPS} of unified and native agree "
+        "(relative difference <= 1e-4)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--backends",
-        default=",".join(BACKENDS),
-        help="comma-separated backends (default: all; unusable ones are skipped)",
-    )
-    parser.add_argument(
-        "--models", default="large,small", help="comma-separated models"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=15, help="interleaved repeats (default: 15)"
-    )
-    parser.add_argument(
-        "--steps", type=int, default=None, help="steps per run (default: auto)"
-    )
-    parser.add_argument(
-        "--target-seconds",
-        type=float,
-        default=0.15,
-        help="with automatic --steps, aim for runs of about this long",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="OpenMP/MKL/OpenBLAS threads of the worker processes (NumPy, PyTorch, "
-        "MXNet); 0 keeps the frameworks' defaults (default: 1, the stable choice "
-        "on a small, shared machine; JAX keeps its defaults)",
-    )
-    parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
-    parser.add_argument(
-        "--in-process", action="store_true", help="run every backend in this process"
-    )
-    parser.add_argument(
-        "--output", default=str(REPORT), help="where to write the report"
-    )
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    for b in args.backends:
-        if b not in CASES:
-            parser.error(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
-    for m in args.models:
-        if m not in MODELS:
-            parser.error(f"unknown model {m!r}; choose from {', '.join(MODELS)}")
-    if args.quick:
-        args.repeats = min(args.repeats, 3)
-        args.target_seconds = min(args.target_seconds, 0.02)
-        if args.steps is not None:
-            args.steps = min(args.steps, 10)
-    return args
+    parser = harness.parser(__doc__.splitlines()[0], list(MODELS), REPORT)
+    return harness.parse(parser, argv, BACKENDS, list(MODELS))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.worker:
-        result = run_backend(args.backends[0], args)
-        print(RESULT_TAG + json.dumps(result), flush=True)
-        return 0
-    results = []
-    for backend in args.backends:
-        if args.in_process:
-            results.append(run_backend(backend, args))
-        else:
-            results.append(run_isolated(backend, args))
-        if "error" in results[-1]:
-            print(f"[{backend}] skipped: {results[-1]['error']}", file=sys.stderr)
-    report = format_report(results, args)
-    print(report)
-    Path(args.output).write_text(report)
-    print(f"written to {args.output}", file=sys.stderr)
-    return 0
+    return harness.main(parse_args(argv), __file__, run_backend, format_report)
 
 
 if __name__ == "__main__":
