@@ -1,8 +1,9 @@
 """The progress display of :meth:`unified.Trainer.fit` and the tables of the CLI.
 
 ``verbose=1`` draws a progress bar with the running loss and metrics, with ``rich``
-when it is installed and as one plain rewritten line otherwise, and only when
-standard output is a terminal (so logs and CI output stay clean). ``verbose=2``
+when it is installed and as one plain rewritten line otherwise, replaced by the
+epoch's summary line at its end, and only when standard output is a terminal (so
+logs and CI output stay clean). ``verbose=2``
 prints one line per epoch wherever the output goes; ``verbose=0`` prints nothing.
 
 Example::
@@ -62,7 +63,7 @@ class _PlainBar(_EpochLine):
 
     def __init__(self, title: str, total: int | None, stream: IO[str]) -> None:
         super().__init__(title, stream)
-        self.total, self.last = total, 0.0
+        self.total, self.last, self.width = total, 0.0, 0
 
     def update(self, done: int, logs: dict[str, float]) -> None:
         now = time.perf_counter()
@@ -74,18 +75,20 @@ class _PlainBar(_EpochLine):
             bar = f"[{'=' * filled}{'.' * (20 - filled)}] {done}/{self.total}"
         else:
             bar = f"{done} batches"
-        self.stream.write(f"\r{self.title} {bar}  {format_logs(logs)}")
+        line = f"{self.title} {bar}  {format_logs(logs)}"
+        self.width = max(self.width, len(line))
+        self.stream.write(f"\r{line}")
         self.stream.flush()
 
     def close(self, logs: dict[str, float]) -> None:
-        self.stream.write("\r")
+        self.stream.write(f"\r{' ' * self.width}\r")  # clear the bar
         super().close(logs)
 
 
-class _RichBar(Bar):
-    """A ``rich.progress`` bar that stays on screen after the epoch."""
+class _RichBar(_EpochLine):
+    """A ``rich.progress`` bar during the epoch, replaced by the epoch's line."""
 
-    def __init__(self, title: str, total: int | None) -> None:
+    def __init__(self, title: str, total: int | None, stream: IO[str]) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -94,12 +97,14 @@ class _RichBar(Bar):
             TimeElapsedColumn,
         )
 
+        super().__init__(title, stream)
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[logs]}"),
+            transient=True,
         )
         self.task = self.progress.add_task(title, total=total, logs="")
         self.progress.start()
@@ -108,8 +113,8 @@ class _RichBar(Bar):
         self.progress.update(self.task, completed=done, logs=format_logs(logs))
 
     def close(self, logs: dict[str, float]) -> None:
-        self.progress.update(self.task, logs=format_logs(logs))
         self.progress.stop()
+        super().close(logs)
 
 
 def make_bar(
@@ -122,7 +127,7 @@ def make_bar(
     if verbose == 0 or not _isatty(stream):
         return Bar()
     if _rich_available() and stream is sys.stdout:
-        return _RichBar(title, total)
+        return _RichBar(title, total, stream)
     return _PlainBar(title, total, stream)
 
 
