@@ -149,3 +149,14 @@ def test_demo_without_scikit_learn_says_which_extra(monkeypatch, capsys):
     assert err.strip() == (
         "unified: error: the demo needs scikit-learn: pip install 'unified[demo]'"
     )
+
+
+def test_demo_with_numpy_alone_says_how_to_add_the_others(monkeypatch, capsys):
+    from unified.plugins import registry
+
+    only_numpy = {"numpy": registry.get("numpy")}
+    monkeypatch.setattr(registry, "usable", lambda: only_numpy)
+    assert main(["demo", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy" in out and "torch " not in out
+    assert "pip install 'unified[torch]' 'unified[jax]' 'unified[mxnet]'" in out
