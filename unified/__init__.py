@@ -15,9 +15,10 @@ Example::
 
 from __future__ import annotations
 
-from unified import functional, init, losses, modes, ops, optim
+from unified import callbacks, functional, init, losses, modes, ops, optim
 from unified.autodiff import value_and_grad
 from unified.backend import backends, current_backend, set_backend, use_backend
+from unified.callbacks import EarlyStopping, ModelCheckpoint
 from unified.checkpoint import load, port, save
 from unified.data import asarray, to_numpy
 from unified.errors import (
@@ -98,6 +99,7 @@ __all__ = [
     "Conv2D",
     "Conv2DTranspose",
     "DeferredInitializationError",
+    "EarlyStopping",
     "Dense",
     "Dropout",
     "ELU",
@@ -117,6 +119,7 @@ __all__ = [
     "LogSoftmax",
     "MaxPool1D",
     "MaxPool2D",
+    "ModelCheckpoint",
     "MultiHeadAttention",
     "Net",
     "NothingToDifferentiateError",
@@ -145,6 +148,7 @@ __all__ = [
     "asarray",
     "average",
     "backends",
+    "callbacks",
     "current_backend",
     "freeze",
     "functional",

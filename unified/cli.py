@@ -3,8 +3,11 @@
 Usage::
 
     unified backends                 # installed backends, versions, capabilities
-    unified compare [--backends ...] # one model on every backend: same numbers?
+    unified demo [--backends ...] [--epochs N] [--seed S] [--plot FILE]
+                                     # one CNN, one seed, every backend: same numbers?
+    unified compare [--backends ...] # one MLP on every backend, a few steps
     unified conformance [--backend all] [pytest args...]
+                                     # the suite, then a SPEC-section x backend matrix
 """
 
 from __future__ import annotations
@@ -41,11 +44,7 @@ def _compare(args: argparse.Namespace) -> int:
     import unified as U
     from unified.plugins import registry
 
-    names = (
-        [n.strip() for n in args.backends.split(",") if n.strip()]
-        if args.backends
-        else sorted(registry.usable())
-    )
+    names = _names(args.backends) or sorted(registry.usable())
     for name in names:
         registry.get(name)  # an unknown or broken name fails before any work
     rng = np.random.default_rng(0)
@@ -83,7 +82,10 @@ def _compare(args: argparse.Namespace) -> int:
 def _conformance(args: argparse.Namespace, extra: list[str]) -> int:
     import pytest
 
-    return int(
+    from unified.report import Matrix
+
+    matrix = Matrix()
+    code = int(
         pytest.main(
             [
                 "--pyargs",
@@ -93,9 +95,28 @@ def _conformance(args: argparse.Namespace, extra: list[str]) -> int:
                 "-p",
                 "no:cacheprovider",
                 *extra,
-            ]
+            ],
+            plugins=[matrix],
         )
     )
+    if matrix.counts:
+        print()
+        print(matrix.render())
+    return code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from unified import demo
+
+    try:
+        return demo.main(_names(args.backends), args.epochs, args.seed, args.plot)
+    except demo.MissingDependency as exc:
+        print(f"unified: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,6 +130,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _nonnegative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
@@ -129,6 +157,14 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = _Parser(prog="unified", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("backends", help="list installed backends")
+    demo = sub.add_parser(
+        "demo", help="train one CNN on 8x8 digits on every backend, same batches"
+    )
+    demo.error = parser.error  # type: ignore[method-assign]
+    demo.add_argument("--backends", default="", help="comma list (default: all usable)")
+    demo.add_argument("--epochs", type=_positive, default=5)
+    demo.add_argument("--seed", type=_nonnegative, default=0)
+    demo.add_argument("--plot", metavar="FILE", help="write the curves to a PNG file")
     compare = sub.add_parser("compare", help="train one model on every backend")
     compare.error = parser.error  # type: ignore[method-assign]
     compare.add_argument(
@@ -143,7 +179,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _conformance(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return {"backends": _backends, "compare": _compare}[args.command](args)
+    commands = {"backends": _backends, "compare": _compare, "demo": _demo}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

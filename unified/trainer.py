@@ -31,6 +31,7 @@ import numpy as np
 
 from unified import backend as _backend
 from unified import checks, nets
+from unified import fit as _fit
 from unified import modes as _modes
 from unified.autodiff import (
     LossFn,
@@ -96,6 +97,49 @@ class Trainer:
         loss, _ = grad_fn(self.net, *batch)
         self.optimizer.step()
         return loss
+
+    def fit(
+        self,
+        data: Any,
+        epochs: int = 1,
+        batch_size: int | None = None,
+        validation_data: Any = None,
+        metrics: Any = ("accuracy",),
+        shuffle: bool = True,
+        loss: Any = None,
+        verbose: int = 1,
+        callbacks: Any = (),
+    ) -> dict[str, list[float]]:
+        """Train on ``data`` for ``epochs`` epochs; return the history. See
+        :mod:`unified.fit` (batches, shuffling, metrics, the default loss)."""
+        return _fit.fit(
+            self,
+            data,
+            epochs,
+            batch_size,
+            validation_data,
+            metrics,
+            shuffle,
+            loss,
+            verbose,
+            callbacks,
+        )
+
+    def evaluate(
+        self,
+        data: Any,
+        batch_size: int | None = None,
+        metrics: Any = ("accuracy",),
+        loss: Any = None,
+    ) -> dict[str, float]:
+        """Return the loss and metrics on ``data`` in inference mode (see
+        :mod:`unified.fit`)."""
+        return _fit.evaluate(self, data, batch_size, metrics, loss)
+
+    def predict(self, data: Any, batch_size: int | None = None) -> np.ndarray:
+        """Return the net's outputs on ``data`` as one NumPy array (see
+        :mod:`unified.fit`)."""
+        return _fit.predict(self, data, batch_size)
 
     def _plan_for(self, loss_fn: LossFn, batch: tuple[Any, ...]) -> _Plan:
         """The step's structure, rebuilt only when the net or a frozen flag changed."""
