@@ -209,27 +209,8 @@ _ARGUMENTS = """
 """
 
 
-class Conv1D(_Conv):
-    __doc__ = (
-        """1-D convolution (cross-correlation) of ``(N, C, W)`` inputs.
-
-    The weight is ``(channels, in_channels // groups, k)``; parameters ``weight``
-    and ``bias``.
-"""
-        + _ARGUMENTS
-        + """
-    Example::
-
-        >>> import numpy as np
-        >>> import unified as U
-        >>> layer = U.Conv1D(2, kernel_size=3, strides=2)
-        >>> layer.initialize()
-        >>> U.to_numpy(layer(np.ones((4, 3, 9), "float32"))).shape
-        (4, 2, 4)
-    """
-    )
-
-    ndim = 1
+class _ForwardConv(_Conv):
+    """The constructor shared by ``Conv1D`` and ``Conv2D`` (no ``output_padding``)."""
 
     def __init__(
         self,
@@ -265,7 +246,30 @@ class Conv1D(_Conv):
         )
 
 
-class Conv2D(_Conv):
+class Conv1D(_ForwardConv):
+    __doc__ = (
+        """1-D convolution (cross-correlation) of ``(N, C, W)`` inputs.
+
+    The weight is ``(channels, in_channels // groups, k)``; parameters ``weight``
+    and ``bias``.
+"""
+        + _ARGUMENTS
+        + """
+    Example::
+
+        >>> import numpy as np
+        >>> import unified as U
+        >>> layer = U.Conv1D(2, kernel_size=3, strides=2)
+        >>> layer.initialize()
+        >>> U.to_numpy(layer(np.ones((4, 3, 9), "float32"))).shape
+        (4, 2, 4)
+    """
+    )
+
+    ndim = 1
+
+
+class Conv2D(_ForwardConv):
     __doc__ = (
         """2-D convolution (cross-correlation) of ``(N, C, H, W)`` inputs.
 
@@ -288,39 +292,6 @@ class Conv2D(_Conv):
     )
 
     ndim = 2
-
-    def __init__(
-        self,
-        channels: int,
-        kernel_size: int | tuple[int, ...],
-        strides: int | tuple[int, ...] = 1,
-        padding: int | tuple[int, ...] = 0,
-        dilation: int | tuple[int, ...] = 1,
-        groups: int = 1,
-        activation: str | None = None,
-        use_bias: bool = True,
-        in_channels: int = 0,
-        weight_initializer: Initializer | str | None = None,
-        bias_initializer: Initializer | str | None = "zeros",
-        dtype: str = "float32",
-        stride: int | tuple[int, ...] | None = None,
-    ) -> None:
-        super().__init__(
-            channels,
-            kernel_size,
-            strides,
-            padding,
-            0,
-            dilation,
-            groups,
-            activation,
-            use_bias,
-            in_channels,
-            weight_initializer,
-            bias_initializer,
-            dtype,
-            stride,
-        )
 
 
 class Conv2DTranspose(_Conv):

@@ -113,7 +113,21 @@ _COUNT = """        count_include_pad: whether padding counts in the divisor.
 """
 
 
-class MaxPool1D(_Pool):
+class _MaxPool(_Pool):
+    """The constructor shared by the max pooling layers."""
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, ...] = 2,
+        strides: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
+        ceil_mode: bool = False,
+        stride: int | tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(pool_size, strides, padding, ceil_mode, True, stride)
+
+
+class MaxPool1D(_MaxPool):
     __doc__ = (
         """Max pooling of ``(N, C, W)`` inputs (padding never wins).
 """
@@ -131,18 +145,8 @@ class MaxPool1D(_Pool):
     ndim = 1
     mode = "max"
 
-    def __init__(
-        self,
-        pool_size: int | tuple[int, ...] = 2,
-        strides: int | tuple[int, ...] | None = None,
-        padding: int | tuple[int, ...] = 0,
-        ceil_mode: bool = False,
-        stride: int | tuple[int, ...] | None = None,
-    ) -> None:
-        super().__init__(pool_size, strides, padding, ceil_mode, True, stride)
 
-
-class MaxPool2D(_Pool):
+class MaxPool2D(_MaxPool):
     __doc__ = (
         """Max pooling of ``(N, C, H, W)`` inputs (padding never wins).
 """
@@ -160,18 +164,25 @@ class MaxPool2D(_Pool):
     ndim = 2
     mode = "max"
 
+
+class _AvgPool(_Pool):
+    """The constructor shared by the average pooling layers."""
+
     def __init__(
         self,
         pool_size: int | tuple[int, ...] = 2,
         strides: int | tuple[int, ...] | None = None,
         padding: int | tuple[int, ...] = 0,
         ceil_mode: bool = False,
+        count_include_pad: bool = True,
         stride: int | tuple[int, ...] | None = None,
     ) -> None:
-        super().__init__(pool_size, strides, padding, ceil_mode, True, stride)
+        super().__init__(
+            pool_size, strides, padding, ceil_mode, count_include_pad, stride
+        )
 
 
-class AvgPool1D(_Pool):
+class AvgPool1D(_AvgPool):
     __doc__ = (
         """Average pooling of ``(N, C, W)`` inputs.
 """
@@ -191,21 +202,8 @@ class AvgPool1D(_Pool):
     ndim = 1
     mode = "avg"
 
-    def __init__(
-        self,
-        pool_size: int | tuple[int, ...] = 2,
-        strides: int | tuple[int, ...] | None = None,
-        padding: int | tuple[int, ...] = 0,
-        ceil_mode: bool = False,
-        count_include_pad: bool = True,
-        stride: int | tuple[int, ...] | None = None,
-    ) -> None:
-        super().__init__(
-            pool_size, strides, padding, ceil_mode, count_include_pad, stride
-        )
 
-
-class AvgPool2D(_Pool):
+class AvgPool2D(_AvgPool):
     __doc__ = (
         """Average pooling of ``(N, C, H, W)`` inputs.
 """
@@ -224,19 +222,6 @@ class AvgPool2D(_Pool):
 
     ndim = 2
     mode = "avg"
-
-    def __init__(
-        self,
-        pool_size: int | tuple[int, ...] = 2,
-        strides: int | tuple[int, ...] | None = None,
-        padding: int | tuple[int, ...] = 0,
-        ceil_mode: bool = False,
-        count_include_pad: bool = True,
-        stride: int | tuple[int, ...] | None = None,
-    ) -> None:
-        super().__init__(
-            pool_size, strides, padding, ceil_mode, count_include_pad, stride
-        )
 
 
 class _GlobalPool(Net):
