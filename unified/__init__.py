@@ -33,6 +33,7 @@ from unified.errors import (
     UnifiedError,
 )
 from unified.init import seed
+from unified.interop import ConversionError, from_gluon, from_torch, load_native
 from unified.layers import (
     ELU,
     GELU,
@@ -89,6 +90,7 @@ __all__ = [
     "BackendPluginError",
     "BatchNorm",
     "CheckpointError",
+    "ConversionError",
     "Conv1D",
     "Conv2D",
     "Conv2DTranspose",
@@ -137,10 +139,13 @@ __all__ = [
     "backends",
     "current_backend",
     "freeze",
+    "from_gluon",
+    "from_torch",
     "functional",
     "hookimpl",
     "init",
     "load",
+    "load_native",
     "losses",
     "lr_groups",
     "modes",

@@ -20,4 +20,18 @@ def from_gluon(source: Any, *example_inputs: Any) -> Net:
     return convert(source, *example_inputs)
 
 
-__all__ = ["ConversionError", "GraphNet", "from_gluon"]
+def from_torch(module: Any, *example_inputs: Any) -> Net:
+    """See :func:`unified.interop.torch_import.from_torch`."""
+    from unified.interop.torch_import import from_torch as convert
+
+    return convert(module, *example_inputs)
+
+
+def load_native(net: Net, source: Any) -> None:
+    """See :func:`unified.interop.native.load_native`."""
+    from unified.interop.native import load_native as load
+
+    load(net, source)
+
+
+__all__ = ["ConversionError", "GraphNet", "from_gluon", "from_torch", "load_native"]

@@ -209,10 +209,9 @@ def _global_pool(xs: list[Any], a: dict[str, Any]) -> Any:
     return reduce(x, axes, a.get("keepdims", True))
 
 
-def _binary(
-    fn: Callable[[Any, Any], Any],
-) -> Callable[[list[Any], dict[str, Any]], Any]:
+def _binary(name: str) -> Callable[[list[Any], dict[str, Any]], Any]:
     def apply(xs: list[Any], a: dict[str, Any]) -> Any:
+        fn = getattr(ops, name)  # resolved per call: ops dispatch to the backend
         if "scalar" in a:
             s = a["scalar"]
             return fn(s, xs[0]) if a.get("reverse") else fn(xs[0], s)
@@ -240,10 +239,10 @@ OPS: dict[str, Callable[[list[Any], dict[str, Any]], Any]] = {
     "softmax": lambda xs, a: F.softmax(xs[0], a.get("axis", -1)),
     "log_softmax": lambda xs, a: F.log_softmax(xs[0], a.get("axis", -1)),
     "clip": lambda xs, a: ops.clip(xs[0], a.get("lo"), a.get("hi")),
-    "add": _binary(ops.add),
-    "subtract": _binary(ops.subtract),
-    "multiply": _binary(ops.multiply),
-    "divide": _binary(ops.divide),
+    "add": _binary("add"),
+    "subtract": _binary("subtract"),
+    "multiply": _binary("multiply"),
+    "divide": _binary("divide"),
     "concat": lambda xs, a: ops.concatenate(list(xs), a.get("axis", 1)),
     "flatten": _flatten,
     "reshape": _reshape,
