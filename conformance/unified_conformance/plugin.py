@@ -66,6 +66,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "only_backends(*names): a backend-specific test (e.g. the Gluon port); it is "
         "generated only for those of the selected backends",
     )
+    config.addinivalue_line(
+        "markers",
+        "zoo_large: a large model-zoo architecture (SPEC 14 acceptance); .ci/run runs "
+        "these in a step of their own",
+    )
     _selected[:] = _resolve(config.getoption("--unified-backend"))
 
 
