@@ -249,6 +249,11 @@ OPS: dict[str, Callable[[list[Any], dict[str, Any]], Any]] = {
     "transpose": lambda xs, a: ops.transpose(xs[0], a.get("axes")),
     "mean": lambda xs, a: ops.mean(xs[0], a.get("axis"), a.get("keepdims", False)),
     "pool": _pool,
+    "size": lambda xs, a: int(xs[0].shape[a["dim"]]),
+    "view": lambda xs, a: ops.reshape(
+        xs[0],
+        tuple(xs[d["ref"]] if isinstance(d, dict) else d for d in a["shape"]),
+    ),
     "global_pool": _global_pool,
     "linear": lambda xs, a: ops.linear(xs[0], xs[1], xs[2] if len(xs) > 2 else None),
     "conv": lambda xs, a: ops.conv(

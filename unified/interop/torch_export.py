@@ -106,7 +106,7 @@ def _twin(layer: Net) -> torch.nn.Module | None:
         b: Any = layer
         if b.axis != 1 or not b.unbiased_running_var or b.use_global_stats:
             return None
-        return _BatchNorm(b.running_mean.shape[0], b.epsilon, 1.0 - b.momentum)
+        return _BatchNorm(b.running_mean.shape[0], b.epsilon, round(1.0 - b.momentum, 12))
     if t in (L.MaxPool1D, L.MaxPool2D, L.AvgPool1D, L.AvgPool2D):
         p: Any = layer
         if p.mode == "max":
