@@ -35,9 +35,16 @@ ZOO = [
     ("vgg11", 32, True),
     ("vgg11_bn", 32, False),
 ]
-FAMILIES = (
-    "alexnet densenet inception mobilenet0 mobilenet_v2 resnet squeezenet vgg".split()
-)
+FAMILIES = [
+    "alexnet",
+    "densenet",
+    "inception",
+    "mobilenet0",
+    "mobilenet_v2",
+    "resnet",
+    "squeezenet",
+    "vgg",
+]
 
 
 def _params(zoo_name: str) -> list:

@@ -27,7 +27,7 @@ def materialize(net: Net, arrays: dict[str, np.ndarray], source: str) -> None:
             f"{extra[:6]}"
         )
     for name, p in listing.items():
-        value = np.ascontiguousarray(arrays[name])
+        value = np.array(arrays[name], copy=True, order="C")  # never share memory
         p.name = name
         object.__setattr__(p, "_shape", tuple(int(d) for d in value.shape))
         p.dtype = value.dtype.name

@@ -84,9 +84,8 @@ def _to_jax(net: Net) -> tuple[Any, dict[str, Any]]:
 
 
 def _to_gluon(net: Net) -> Any:
-    import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
-
     import mxnet as mx
+    import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
 
     twin = port(net, "mxnet")
 

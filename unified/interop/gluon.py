@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ from unified.interop.graph import (
     GraphNet,
     Holder,
     Identity,
-    Node,
     attach,
 )
 from unified.nets import Net, Sequential
@@ -38,10 +36,8 @@ _ACTS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softrelu": "soft
 
 
 def _mx() -> Any:
-    try:
-        import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
-    except ImportError:  # pragma: no cover - the adapter is the usual way in
-        pass
+    import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
+
     import mxnet as mx
 
     return mx
@@ -300,23 +296,17 @@ def convert(block: Any, path: str, problems: list[str], trace: bool) -> Net:
 def from_gluon(source: Any, *example_inputs: Any) -> Net:
     """Convert a Gluon block, or export files, into a unified net (SPEC 14).
 
-    ``source`` is a Gluon ``Block`` whose parameters are initialized (run
-    ``example_inputs`` through it first if its shapes are deferred, or pass them
-    here), or a ``(symbol_file, params_file)`` pair / a prefix written by
-    ``HybridBlock.export`` (then the result is a graph net with the export's
-    parameter names). The result lives on the active backend, in inference mode on
-    a plain call. Anything unified cannot reproduce exactly raises one
+    ``source`` is a Gluon ``Block`` whose parameters are initialized (pass
+    ``example_inputs`` to run them through it first if its shapes are deferred).
+    Files written by ``HybridBlock.export`` are not read (their symbol graph has
+    lost the block structure the names come from): rebuild the block and
+    ``load_parameters``. The result lives on the active backend, in inference mode
+    on a plain call. Anything unified cannot reproduce exactly raises one
     :class:`~unified.interop.graph.ConversionError` listing every place.
     """
     mx = _mx()
-    if isinstance(source, (str, os.PathLike, tuple, list)):
-        from unified.interop.gluon_files import from_export
-
-        return from_export(source, len(example_inputs) or 1)
     if not isinstance(source, mx.gluon.Block):
-        raise TypeError(
-            f"from_gluon takes a Gluon Block or export files, got {type(source).__name__}"
-        )
+        raise TypeError(f"from_gluon takes a Gluon Block, got {type(source).__name__}")
     if example_inputs:
         source(*[mx.nd.array(np.asarray(x)) for x in example_inputs])
     structural = source._collect_params_with_prefix()

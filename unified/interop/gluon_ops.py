@@ -215,8 +215,11 @@ class GraphBuilder:
         if op == "mean":
             if a.get("exclude"):
                 raise ConversionError("mean with exclude=True")
-            attrs = {"axis": a.get("axis"), "keepdims": bool(a.get("keepdims", False))}
-            return self.emit(Node(name, "mean", [self.value(inputs[0])], attrs))
+            options: dict[str, Any] = {
+                "axis": a.get("axis"),
+                "keepdims": bool(a.get("keepdims", False)),
+            }
+            return self.emit(Node(name, "mean", [self.value(inputs[0])], options))
         raise ConversionError("operator not supported by unified")
 
     def _conv(self, raw: dict[str, Any], a: dict[str, Any], transpose: bool) -> int:

@@ -106,6 +106,10 @@ class GraphNet(Net):
         params: parameters held by this net itself (the source module's own).
     """
 
+    nodes: list[Node]
+    n_inputs: int
+    outputs: list[int]
+
     def __init__(
         self,
         tree: dict[str, Net],
@@ -220,11 +224,17 @@ def _binary(name: str) -> Callable[[list[Any], dict[str, Any]], Any]:
     return apply
 
 
+def _op(name: str) -> Callable[..., Any]:
+    """The op ``name`` of the active backend (looked up per call)."""
+    fn: Callable[..., Any] = getattr(ops, name)
+    return fn
+
+
 def _unary(fn: Callable[[Any], Any]) -> Callable[[list[Any], dict[str, Any]], Any]:
     return lambda xs, a: fn(xs[0])
 
 
-OPS: dict[str, Callable[[list[Any], dict[str, Any]], Any]] = {
+OPS: dict[str, Any] = {
     "identity": lambda xs, a: xs[0],
     "relu": _unary(F.relu),
     "sigmoid": _unary(F.sigmoid),
@@ -238,25 +248,25 @@ OPS: dict[str, Callable[[list[Any], dict[str, Any]], Any]] = {
     "elu": lambda xs, a: F.elu(xs[0], a.get("alpha", 1.0)),
     "softmax": lambda xs, a: F.softmax(xs[0], a.get("axis", -1)),
     "log_softmax": lambda xs, a: F.log_softmax(xs[0], a.get("axis", -1)),
-    "clip": lambda xs, a: ops.clip(xs[0], a.get("lo"), a.get("hi")),
+    "clip": lambda xs, a: _op("clip")(xs[0], a.get("lo"), a.get("hi")),
     "add": _binary("add"),
     "subtract": _binary("subtract"),
     "multiply": _binary("multiply"),
     "divide": _binary("divide"),
-    "concat": lambda xs, a: ops.concatenate(list(xs), a.get("axis", 1)),
+    "concat": lambda xs, a: _op("concatenate")(list(xs), a.get("axis", 1)),
     "flatten": _flatten,
     "reshape": _reshape,
-    "transpose": lambda xs, a: ops.transpose(xs[0], a.get("axes")),
-    "mean": lambda xs, a: ops.mean(xs[0], a.get("axis"), a.get("keepdims", False)),
+    "transpose": lambda xs, a: _op("transpose")(xs[0], a.get("axes")),
+    "mean": lambda xs, a: _op("mean")(xs[0], a.get("axis"), a.get("keepdims", False)),
     "pool": _pool,
     "size": lambda xs, a: int(xs[0].shape[a["dim"]]),
-    "view": lambda xs, a: ops.reshape(
+    "view": lambda xs, a: _op("reshape")(
         xs[0],
         tuple(xs[d["ref"]] if isinstance(d, dict) else d for d in a["shape"]),
     ),
     "global_pool": _global_pool,
-    "linear": lambda xs, a: ops.linear(xs[0], xs[1], xs[2] if len(xs) > 2 else None),
-    "conv": lambda xs, a: ops.conv(
+    "linear": lambda xs, a: _op("linear")(xs[0], xs[1], xs[2] if len(xs) > 2 else None),
+    "conv": lambda xs, a: _op("conv")(
         xs[0],
         xs[1],
         xs[2] if len(xs) > 2 else None,
@@ -265,7 +275,7 @@ OPS: dict[str, Callable[[list[Any], dict[str, Any]], Any]] = {
         a["dilation"],
         a["groups"],
     ),
-    "conv_transpose": lambda xs, a: ops.conv_transpose(
+    "conv_transpose": lambda xs, a: _op("conv_transpose")(
         xs[0],
         xs[1],
         xs[2] if len(xs) > 2 else None,

@@ -1,4 +1,4 @@
-"""``net.to_native("torch")``: a ``torch.nn.Module`` (see :mod:`unified.interop.export`).
+"""``net.to_native("torch")``: a ``torch.nn.Module`` (see ``unified.interop.export``).
 
 A ``Sequential`` whose every layer has an exact ``torch.nn`` twin with the same
 parameter names (``Dense`` without ``flatten`` -> ``Linear``, ``Conv`` ->
@@ -76,14 +76,14 @@ _ACTS = {
 }
 
 
-def _twin(layer: Net) -> torch.nn.Module | None:
+def _twin(layer: Any) -> torch.nn.Module | None:
     """The exact ``torch.nn`` module of ``layer`` (parameters not yet copied)."""
     t = type(layer)
     names = list(layer._entries)
-    if t is L.Dense and not layer.flatten and layer.activation is None:  # type: ignore[attr-defined]
-        w = layer.weight.shape  # type: ignore[attr-defined]
-        return torch.nn.Linear(w[1], w[0], bias=layer.bias is not None)  # type: ignore[attr-defined]
-    if t in (L.Conv1D, L.Conv2D, L.Conv2DTranspose) and layer.activation is None:  # type: ignore[attr-defined]
+    if t is L.Dense and not layer.flatten and layer.activation is None:
+        w = layer.weight.shape
+        return torch.nn.Linear(w[1], w[0], bias=layer.bias is not None)
+    if t in (L.Conv1D, L.Conv2D, L.Conv2DTranspose) and layer.activation is None:
         c: Any = layer
         cls: Any = {
             L.Conv1D: torch.nn.Conv1d,
@@ -106,7 +106,9 @@ def _twin(layer: Net) -> torch.nn.Module | None:
         b: Any = layer
         if b.axis != 1 or not b.unbiased_running_var or b.use_global_stats:
             return None
-        return _BatchNorm(b.running_mean.shape[0], b.epsilon, round(1.0 - b.momentum, 12))
+        return _BatchNorm(
+            b.running_mean.shape[0], b.epsilon, round(1.0 - b.momentum, 12)
+        )
     if t in (L.MaxPool1D, L.MaxPool2D, L.AvgPool1D, L.AvgPool2D):
         p: Any = layer
         if p.mode == "max":
@@ -117,20 +119,20 @@ def _twin(layer: Net) -> torch.nn.Module | None:
     if t is L.Flatten:
         return torch.nn.Flatten()
     if t is L.Dropout:
-        return torch.nn.Dropout(layer.rate)  # type: ignore[attr-defined]
+        return torch.nn.Dropout(layer.rate)
     if t is L.Embedding:
-        w = layer.weight.shape  # type: ignore[attr-defined]
+        w = layer.weight.shape
         return torch.nn.Embedding(w[0], w[1])
     if t is L.LeakyReLU:
-        return torch.nn.LeakyReLU(layer.alpha)  # type: ignore[attr-defined]
+        return torch.nn.LeakyReLU(layer.alpha)
     if t is L.ELU:
-        return torch.nn.ELU(layer.alpha)  # type: ignore[attr-defined]
+        return torch.nn.ELU(layer.alpha)
     if t is L.GELU:
         return torch.nn.GELU(
             approximate="tanh" if layer.activation == "gelu_tanh" else "none"
-        )  # type: ignore[attr-defined]
+        )
     if isinstance(layer, L.Activation) and not names:
-        cls = _ACTS.get(layer.activation)  # type: ignore[arg-type]
+        cls = _ACTS.get(str(layer.activation))
         return cls() if cls is not None else None
     return None
 

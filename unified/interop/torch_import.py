@@ -13,12 +13,10 @@ BatchNorm momentum ``m`` becomes ``1 - m`` and the running variance stays unbias
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as TF
 from torch import nn
 
 from unified import layers as L
@@ -28,7 +26,6 @@ from unified.interop.graph import (
     GraphNet,
     Holder,
     Identity,
-    Node,
     attach,
 )
 from unified.nets import Net, Sequential
@@ -75,7 +72,7 @@ def _rename(layer: Net, mapping: dict[str, str]) -> Net:
 _NORM_NAMES = {"gamma": "weight", "beta": "bias"}
 
 
-def leaf(m: nn.Module) -> Net | str | None:
+def leaf(m: Any) -> Net | str | None:
     """The unified layer of a known module; a reason string if unified cannot
     reproduce it exactly; ``None`` if it is not a known leaf."""
     t = type(m)
@@ -172,6 +169,10 @@ def convert(m: nn.Module, path: str, problems: list[str], trace: bool) -> Net:
     layer = leaf(m)
     if isinstance(layer, Net):
         return layer
+    builtin = type(m).__module__.startswith("torch.nn.modules")
+    containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+    if layer is None and builtin and type(m) not in containers:
+        layer = "not supported by unified"
     if isinstance(layer, str):
         problems.append(f"{path or '<root>'} ({type(m).__name__}): {layer}")
         return Holder()
@@ -194,9 +195,9 @@ def convert(m: nn.Module, path: str, problems: list[str], trace: bool) -> Net:
             for name, b in m.named_buffers(recurse=False)
         }
     )
-    if type(m) is nn.Sequential and not own:
-        if [n for n, _ in kids] == [str(i) for i in range(len(kids))]:
-            return Sequential(*(k for _, k in kids))
+    numbered = [n for n, _ in kids] == [str(i) for i in range(len(kids))]
+    if type(m) is nn.Sequential and not own and numbered:
+        return Sequential(*(k for _, k in kids))
     if not trace:
         holder = Holder()
         for name, p in own.items():
