@@ -38,6 +38,14 @@ def materialize(net: Net, arrays: dict[str, np.ndarray], source: str) -> None:
     _modes.record_names(net)
 
 
+def mxnet() -> Any:
+    """Import MXNet after ``unified_mxnet`` (which restores ``numpy.bool`` first)."""
+    import importlib
+
+    importlib.import_module("unified_mxnet")
+    return importlib.import_module("mxnet")
+
+
 def host(value: Any) -> np.ndarray:
     """A NumPy copy of a native array of any framework (or anything array-like)."""
     for attr in ("asnumpy", "detach"):

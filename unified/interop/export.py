@@ -84,18 +84,19 @@ def _to_jax(net: Net) -> tuple[Any, dict[str, Any]]:
 
 
 def _to_gluon(net: Net) -> Any:
-    import mxnet as mx
-    import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
+    from unified.interop.common import mxnet
+
+    mx = mxnet()
 
     twin = port(net, "mxnet")
 
-    class _Box(mx.gluon.HybridBlock):
+    class _Box(mx.gluon.HybridBlock):  # type: ignore[name-defined]
         """A container of the exported tree (parameters and children only)."""
 
         def hybrid_forward(self, F: Any, *args: Any, **kwargs: Any) -> Any:
             raise TypeError("only the exported root block can be called")
 
-    class UnifiedBlock(mx.gluon.HybridBlock):
+    class UnifiedBlock(mx.gluon.HybridBlock):  # type: ignore[name-defined]
         """A unified net as a Gluon block (see :mod:`unified.interop.export`)."""
 
         def __init__(self) -> None:

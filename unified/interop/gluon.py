@@ -36,9 +36,9 @@ _ACTS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softrelu": "soft
 
 
 def _mx() -> Any:
-    import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
+    from unified.interop.common import mxnet
 
-    import mxnet as mx
+    mx = mxnet()
 
     return mx
 

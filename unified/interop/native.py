@@ -100,8 +100,9 @@ def _mapping(d: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def _gluon_file(path: str) -> dict[str, np.ndarray]:
-    import mxnet as mx
-    import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
+    from unified.interop.common import mxnet
+
+    mx = mxnet()
 
     loaded = mx.nd.load(path)
     if not isinstance(loaded, dict):

@@ -206,9 +206,8 @@ def trace_into(
         except (ConversionError, KeyError) as exc:
             where = n.meta.get("nn_module_stack")
             place = list(where)[-1] if where else "<root>"
-            problems.append(
-                f"{place}: node {n.name!r} ({n.op} {getattr(n.target, '__name__', n.target)}): {exc}"
-            )
+            target = getattr(n.target, "__name__", n.target)
+            problems.append(f"{place}: node {n.name!r} ({n.op} {target}): {exc}")
     object.__setattr__(net, "nodes", b.nodes)
     object.__setattr__(net, "n_inputs", len(placeholders))
     object.__setattr__(net, "outputs", outputs)
