@@ -110,9 +110,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Deselect backend-specific tests when none of their backends is selected."""
+    """Deselect backend-specific tests when none of their backends is selected, and
+    ``zoo_large`` tests unless ``-m`` names that marker (``.ci/run`` has a step
+    ``-m zoo_large`` for them)."""
     keep, drop = [], []
+    large = "zoo_large" in (config.getoption("markexpr", "") or "")
     for item in items:
+        if not large and item.get_closest_marker("zoo_large") is not None:
+            drop.append(item)
+            continue
         marker = item.get_closest_marker("only_backends")
         callspec = getattr(item, "callspec", None)
         if marker is not None and (
