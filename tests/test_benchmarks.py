@@ -9,13 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cnn_step_numpy_lenet_smoke(tmp_path: Path) -> None:
-    pytest.importorskip("torch")  # the NumPy backend is compared with native torch
+    import torch  # noqa: F401  (the NumPy backend is compared with native torch)
+
     report = tmp_path / "report-cnn.md"
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join(

@@ -69,7 +69,8 @@ def test_demo_trains_on_each_backend_from_the_same_weights():
 
 
 def test_demo_plot_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib", reason="--plot needs the demo extra")
+    import matplotlib  # noqa: F401  (the test extra installs the demo's matplotlib)
+
     path = tmp_path / "demo.png"
     out = _run("demo", "--epochs", "1", "--backends", "numpy", "--plot", str(path))
     assert out.returncode == 0, out.stderr
@@ -160,3 +161,32 @@ def test_demo_with_numpy_alone_says_how_to_add_the_others(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "numpy" in out and "torch " not in out
     assert "pip install 'unified[torch]' 'unified[jax]' 'unified[mxnet]'" in out
+
+
+def test_inspect_and_port_a_checkpoint(tmp_path, capsys):
+    """``unified port`` rewrites a state_dict for another framework under the same
+    names, values bit for bit; ``unified inspect`` lists names, shapes, dtypes."""
+    import numpy as np
+    import torch
+    from safetensors.numpy import load_file
+
+    state = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    src = str(tmp_path / "m.pt")
+    torch.save(state.state_dict(), src)
+    assert (
+        main(["port", src, "--to", "jax", "--out", str(tmp_path / "m.safetensors")])
+        == 0
+    )
+    back = load_file(str(tmp_path / "m.safetensors"))
+    for k, v in state.state_dict().items():
+        if "num_batches" not in k:
+            np.testing.assert_array_equal(back[k], v.numpy())
+    assert main(["inspect", str(tmp_path / "m.safetensors")]) == 0
+    out = capsys.readouterr().out
+    assert "1.running_var" in out and "(2, 3)" in out and "float32" in out
+
+
+def test_inspect_missing_file_is_one_line_exit_2(capsys):
+    assert main(["inspect", "no/such/file.pt"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such checkpoint file" in err

@@ -34,6 +34,7 @@ from unified.errors import (
     UnifiedError,
 )
 from unified.init import seed
+from unified.interop import ConversionError, from_gluon, from_torch, load_native
 from unified.layers import (
     ELU,
     GELU,
@@ -95,6 +96,7 @@ __all__ = [
     "BackendPluginError",
     "BatchNorm",
     "CheckpointError",
+    "ConversionError",
     "Conv1D",
     "Conv2D",
     "Conv2DTranspose",
@@ -151,10 +153,13 @@ __all__ = [
     "callbacks",
     "current_backend",
     "freeze",
+    "from_gluon",
+    "from_torch",
     "functional",
     "hookimpl",
     "init",
     "load",
+    "load_native",
     "losses",
     "lr_groups",
     "modes",

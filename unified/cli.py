@@ -8,6 +8,8 @@ Usage::
     unified compare [--backends ...] # one MLP on every backend, a few steps
     unified conformance [--backend all] [pytest args...]
                                      # the suite, then a SPEC-section x backend matrix
+    unified inspect FILE             # names, shapes, dtypes of a checkpoint
+    unified port SRC --to FRAMEWORK  # rewrite a checkpoint for torch/mxnet/jax
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from unified.errors import BackendNotAvailableError, BackendPluginError
+from unified.errors import BackendNotAvailableError, BackendPluginError, CheckpointError
 
 
 def _backends(_: argparse.Namespace) -> int:
@@ -148,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         return _main(argv)
-    except (BackendNotAvailableError, BackendPluginError) as exc:
+    except (BackendNotAvailableError, BackendPluginError, CheckpointError) as exc:
         print(f"unified: error: {exc}", file=sys.stderr)
         return 2
 
@@ -174,7 +176,23 @@ def _main(argv: Sequence[str] | None) -> int:
     compare.add_argument("--steps", type=_positive, default=10)
     conf = sub.add_parser("conformance", help="run the conformance suite")
     conf.add_argument("--backend", default="all", help="a name, a comma list, or all")
+    insp = sub.add_parser("inspect", help="list the arrays of a checkpoint file")
+    insp.add_argument("file")
+    port = sub.add_parser("port", help="rewrite a checkpoint for another framework")
+    port.add_argument("src")
+    port.add_argument("--to", required=True, choices=["torch", "mxnet", "jax", "numpy"])
+    port.add_argument("--out", default=None, help="output path (default: beside SRC)")
     args, extra = parser.parse_known_args(argv)
+    if args.command in ("inspect", "port"):
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        from unified.interop import cli_port
+
+        if args.command == "inspect":
+            print("\n".join(cli_port.inspect(args.file)))
+        else:
+            print(f"wrote {cli_port.port_file(args.src, args.to, args.out)}")
+        return 0
     if args.command == "conformance":
         return _conformance(args, extra)
     if extra:

@@ -298,6 +298,15 @@ class Net:
 
         load(self, path, strict=strict, optimizer=optimizer)
 
+    # -- interop (SPEC 14) ------------------------------------------------------------
+    def to_native(self, framework: str) -> Any:
+        """Return this net as a model of ``framework``: ``"torch"`` (a
+        ``torch.nn.Module``), ``"mxnet"`` (a Gluon ``HybridBlock``) or ``"jax"``
+        (``(apply_fn, params)``); see :mod:`unified.interop.export`."""
+        from unified.interop.export import to_native
+
+        return to_native(self, framework)
+
     # -- display ---------------------------------------------------------------------
     def _describe(self) -> str:
         return ""

@@ -11,6 +11,7 @@ Example::
     net = U.Sequential(U.Dense(64, activation="relu"), U.Dense(10))
     net.initialize()
     load_gluon(net, gluon_net)          # or load_gluon(net, "model.params")
+    # the same as unified.load_native(net, gluon_net)
     torch_net = U.port(net, "torch")
 """
 
@@ -23,8 +24,8 @@ import numpy as np
 
 import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet is imported)
 from unified.errors import CheckpointError
+from unified.interop.native import load_native
 from unified.nets import Net
-from unified.parameters import _compatible
 
 
 def gluon_parameters(block: Any, prefix: str = "") -> dict[str, Any]:
@@ -37,43 +38,41 @@ def gluon_parameters(block: Any, prefix: str = "") -> dict[str, Any]:
     return found
 
 
-def _arrays(source: Any) -> dict[str, np.ndarray]:
-    import mxnet as mx
-
-    if isinstance(source, (str, os.PathLike)):
-        loaded = mx.nd.load(os.fspath(source))
-        if not isinstance(loaded, dict):
-            raise CheckpointError(
-                f"{os.fspath(source)!r} holds a list of arrays, not named Gluon "
-                "parameters; save them with block.save_parameters(path)."
-            )
-        return {k: v.asnumpy() for k, v in loaded.items()}
-    return {k: p.data().asnumpy() for k, p in gluon_parameters(source).items()}
-
-
 def load_gluon(net: Net, source: Any) -> None:
     """Copy Gluon parameters (a ``Block`` or a ``save_parameters`` file) into ``net``.
 
-    Every name and shape is checked first; on any mismatch one
-    :class:`~unified.CheckpointError` lists them all and ``net`` is unchanged.
-    Unknown dims of a deferred ``net`` are filled from the Gluon shapes.
+    The Gluon case of :func:`unified.load_native` (kept under this name): matched by
+    name, or by structure when the names differ. Every name and shape is checked
+    first; on any mismatch one :class:`~unified.CheckpointError` lists them all and
+    ``net`` is unchanged. Unknown dims of a deferred ``net`` are filled from the
+    Gluon shapes.
     """
-    arrays = _arrays(source)
-    listing = net._listing()
-    problems = [
-        f"missing in Gluon parameters: {n!r}" for n in listing if n not in arrays
-    ]
-    problems += [f"not in the net: {n!r}" for n in arrays if n not in listing]
-    problems += [
-        f"{n!r}: Gluon shape {arrays[n].shape}, net shape {p.shape}"
-        for n, p in listing.items()
-        if n in arrays and not _compatible(p.shape, arrays[n].shape)
-    ]
-    if problems:
+    if not isinstance(source, (str, os.PathLike)) and not hasattr(
+        source, "_collect_params_with_prefix"
+    ):
         raise CheckpointError(
-            f"cannot load Gluon parameters into {type(net).__name__}: "
-            f"{len(problems)} problem(s); the net was not changed:\n  "
-            + "\n  ".join(problems)
+            f"load_gluon takes a Gluon Block or a .params path, got "
+            f"{type(source).__name__}"
         )
-    for name, p in listing.items():
-        p.set_data(arrays[name])
+    if isinstance(source, (str, os.PathLike)) and not os.fspath(source).endswith(
+        ".params"
+    ):
+        arrays = _read_params(os.fspath(source))
+        from unified.interop.native import plan
+
+        for name, value in plan(net, arrays, "Gluon .params file").items():
+            net._listing()[name].set_data(value)
+        return
+    load_native(net, source)
+
+
+def _read_params(path: str) -> dict[str, np.ndarray]:
+    import mxnet as mx
+
+    loaded = mx.nd.load(path)
+    if not isinstance(loaded, dict):
+        raise CheckpointError(
+            f"{path!r} holds a list of arrays, not named Gluon parameters; save them "
+            "with block.save_parameters(path)."
+        )
+    return {k: v.asnumpy() for k, v in loaded.items()}

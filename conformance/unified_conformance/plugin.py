@@ -71,6 +71,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "reference(framework): the test compares against that framework's own "
         "layers (e.g. Gluon); it runs when that framework's backend is under test",
     )
+    config.addinivalue_line(
+        "markers",
+        "zoo_large: a large model-zoo architecture (SPEC 14 acceptance); .ci/run runs "
+        "these in a step of their own",
+    )
     _selected[:] = _resolve(config.getoption("--unified-backend"))
 
 
@@ -112,9 +117,15 @@ def pytest_collection_modifyitems(
 ) -> None:
     """Deselect backend-specific tests when none of their backends is selected, and
     tests against a reference framework whose backend is not under test (a run
-    without MXNet does not compare with Gluon; it does not skip either)."""
+    without MXNet does not compare with Gluon; it does not skip either). The
+    ``zoo_large`` tests unless ``-m`` names that marker (``.ci/run`` has a step
+    ``-m zoo_large`` for them)."""
     keep, drop = [], []
+    large = "zoo_large" in (config.getoption("markexpr", "") or "")
     for item in items:
+        if not large and item.get_closest_marker("zoo_large") is not None:
+            drop.append(item)
+            continue
         marker = item.get_closest_marker("only_backends")
         callspec = getattr(item, "callspec", None)
         reference = item.get_closest_marker("reference")

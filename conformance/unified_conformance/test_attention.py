@@ -94,10 +94,12 @@ def _oracle_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.reference("torch")
 @pytest.mark.parametrize("case", sorted(SDPA_CASES))
 def test_sdpa_matches_oracle_and_torch(backend: Any, case: str) -> None:
     """NumPy float32 inputs: equal to the float64 oracle and to torch's F.sdpa."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     kw = SDPA_CASES[case]
     got = U.to_numpy(F.scaled_dot_product_attention(Q4, K4, V4, **kw))
     assert got.dtype == np.float32 and got.shape == (N, H, L, 3)
@@ -132,10 +134,12 @@ class _QKV(U.Net):
         )
 
 
+@pytest.mark.reference("torch")
 @pytest.mark.parametrize("case", ["bool-mask-empty-row", "float-mask", "causal"])
 def test_sdpa_gradients_match_torch_autograd(backend: Any, case: str) -> None:
     """Gradients of q, k, v equal torch's; a fully masked row gives no NaN."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     kw = SDPA_CASES[case]
     net = _QKV()
     net.initialize()
@@ -263,10 +267,12 @@ def _torch_call_kwargs(torch: Any, call: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.reference("torch")
 @pytest.mark.parametrize("name", sorted(MHA_CASES))
 def test_mha_matches_torch(backend: Any, name: str) -> None:
     """Outputs, attention weights and every parameter gradient equal torch's."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     case = MHA_CASES[name]
     U.seed(11)
     mha = U.MultiHeadAttention(E, H, **case["make"])
@@ -422,10 +428,12 @@ def _torch_key(name: str) -> str:
     return f"{head}.{TORCH_NAME.get(tail, tail)}" if head.startswith("norm") else name
 
 
+@pytest.mark.reference("torch")
 @pytest.mark.parametrize("name", sorted(ENC_CASES))
 def test_encoder_layer_matches_torch(backend: Any, name: str) -> None:
     """Outputs and parameter gradients equal torch's (dropout 0, weights copied)."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     cfg = ENC_CASES[name]
     layout = cfg.get("layout", "TNC")
     U.seed(14)

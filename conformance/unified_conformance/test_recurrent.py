@@ -173,10 +173,12 @@ def _torch_module(layer: U.Net, torch: Any) -> Any:
     return module
 
 
+@pytest.mark.reference("torch")
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_torch_module(backend: Any, name: str) -> None:
     """Output and final states equal torch.nn's module with the weights copied."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     layer = _make(name, seed=2)
     x, states = _input(layer), _states(layer)
     out, new = layer(x, states)
@@ -195,9 +197,11 @@ def test_matches_torch_module(backend: Any, name: str) -> None:
         )
 
 
+@pytest.mark.reference("torch")
 def test_names_map_to_torch_one_to_one(backend: Any) -> None:
     """Names, shapes and order equal torch's state_dict under torch_name/gluon_name."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     layer = U.LSTM(H, num_layers=2, bidirectional=True, input_size=C)
     module = torch.nn.LSTM(C, H, num_layers=2, bidirectional=True)
     ours = {torch_name(n): p.shape for n, p in layer.params().items()}
@@ -211,11 +215,13 @@ def test_names_map_to_torch_one_to_one(backend: Any) -> None:
 
 
 def _gluon() -> Any:
+    import mxnet
     import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
 
-    return pytest.importorskip("mxnet")
+    return mxnet
 
 
+@pytest.mark.reference("mxnet")
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_names_map_to_gluon_files(backend: Any, bidirectional: bool) -> None:
     """Gluon's block attributes are our names; its save_parameters keys map one to
@@ -233,6 +239,7 @@ def test_names_map_to_gluon_files(backend: Any, bidirectional: bool) -> None:
 GLUON = ["RNN-relu-2-bi-NTC", "LSTM-2-bi", "LSTM-2-NTC", "GRU-2-bi-NTC"]
 
 
+@pytest.mark.reference("mxnet")
 @pytest.mark.parametrize("name", GLUON)
 def test_matches_gluon_layer(backend: Any, name: str) -> None:
     """Output and states equal Gluon's fused layer with the weights set by name."""
@@ -260,11 +267,13 @@ def test_matches_gluon_layer(backend: Any, name: str) -> None:
 
 
 # -- gradients ----------------------------------------------------------------------
+@pytest.mark.reference("torch")
 @pytest.mark.parametrize("name", ["RNN-relu-2-bi-NTC", "LSTM-2-bi", "GRU-2-bi-NTC"])
 def test_gradients_match_torch_autograd(backend: Any, name: str) -> None:
     """Every parameter gradient of a loss over outputs and final states equals
     torch's."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     layer = _make(name, seed=4)
     x, states = _input(layer), _states(layer)
     w_out = RNG.standard_normal(
@@ -437,9 +446,11 @@ def _two_inputs(seed: int) -> TwoInputs:
     return net
 
 
+@pytest.mark.reference("torch")
 def test_shared_lstm_gradient_is_the_sum_of_both_uses(backend: Any) -> None:
     """One LSTM used twice: its gradient equals torch's for the same model."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     net = _two_inputs(6)
     assert list(net.params()) == [
         "lstm.l0_i2h_weight", "lstm.l0_h2h_weight", "lstm.l0_i2h_bias",
