@@ -254,3 +254,33 @@ def test_fans_of_higher_rank_weights(backend):
     s = math.sqrt(3 / ((fan_in + fan_out) / 2))
     want = oracle.stream(3, 0, "weight").uniform(-s, s, (4, 3, 2, 5))
     assert_bitwise(net.weight.numpy(), want.astype(np.float32), "4-d Xavier")
+
+
+# torch.nn.init.calculate_gain's documented table
+TORCH_GAINS = {
+    "linear": 1.0,
+    "conv2d": 1.0,
+    "sigmoid": 1.0,
+    "tanh": 5.0 / 3,
+    "relu": math.sqrt(2.0),
+    "selu": 0.75,
+    "leaky_relu": math.sqrt(2.0 / (1 + 0.01**2)),
+}
+
+
+@pytest.mark.parametrize("nonlinearity", sorted(TORCH_GAINS))
+def test_gains_are_torchs(backend, nonlinearity):
+    """S3: the gain table is PyTorch's (leaky_relu with its default slope 0.01)."""
+    got = init.calculate_gain(nonlinearity)
+    assert got == pytest.approx(TORCH_GAINS[nonlinearity], rel=1e-12)
+
+
+def test_invalid_initializer_arguments_raise(backend):
+    """S3/S9: an unknown nonlinearity or fan mode fails when the initializer is
+    made; an initializer's rng exists only while it runs."""
+    with pytest.raises(ValueError, match="unknown nonlinearity"):
+        init.calculate_gain("swish")
+    with pytest.raises(ValueError, match="fan_in"):
+        init.kaiming_uniform(mode="fan_avg")
+    with pytest.raises(RuntimeError, match="only available while initializing"):
+        _ = init.Uniform().rng

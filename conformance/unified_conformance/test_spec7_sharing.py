@@ -162,3 +162,12 @@ def test_average_across_backends(backend_pair):
             )
             assert_close(p.numpy(), want, f"{name}, average into {table.name}")
             assert table.is_array(p.data()), f"{name} is not on {table.name}"
+
+
+def test_share_completes_a_deferred_source_shape(backend):
+    """S7: sharing a known-shape parameter into a deferred one fills in the unknown
+    dimensions of the kept (source) parameter."""
+    dst, src = U.Dense(4, in_units=3), U.Dense(4)
+    assert src.weight.shape == (4, -1)
+    U.share(dst, src)
+    assert dst.weight is src.weight and src.weight.shape == (4, 3)
