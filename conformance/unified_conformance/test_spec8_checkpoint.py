@@ -276,3 +276,27 @@ def test_retie_refuses_disagreeing_flags(backend, tmp_path):
     with pytest.raises(U.CheckpointError, match="differ in frozen"):
         untied.load(path)
     assert untied[1].weight is not untied[2].weight
+
+
+def test_save_refuses_parameters_without_values(backend, tmp_path):
+    """S8.1: a deferred net cannot be saved before its shapes are known; the error
+    names the parameters and nothing is written."""
+    net = U.Sequential(U.Dense(3), U.Dense(2, in_units=3))
+    net.initialize()
+    path = tmp_path / "deferred.safetensors"
+    with pytest.raises(U.CheckpointError, match=r"1 parameter\(s\) hold no values"):
+        net.save(path)
+    assert not path.exists()
+
+
+def test_port_keeps_a_deferred_parameter_deferred(backend):
+    """S8.3: a deferred parameter ported stays deferred with its initializer, so it
+    draws the same values as the original once the shapes are known."""
+    U.seed(5)
+    net = U.Sequential(U.Dense(3, weight_initializer=U.init.Normal(0.3)))
+    net.initialize()
+    twin = U.port(net, backend.name)
+    assert twin[0].weight.shape == (3, -1)
+    net.infer_shape((2, 4))
+    twin.infer_shape((2, 4))
+    assert_bitwise(twin[0].weight.numpy(), net[0].weight.numpy(), "ported draw")
