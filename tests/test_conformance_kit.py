@@ -142,3 +142,36 @@ def test_skips_file_turns_the_failure_into_an_xfail(site, tmp_path):
     assert "1 xfailed" in report and "tanh backward is being fixed" in report
     assert "unified skips file:" in report and "(2 entries)" in report
     assert "UnifiedSkipsWarning" in report and "test_no_such_test" in report
+
+
+def test_skips_file_format():
+    """Patterns: ``*``/``?`` wildcards, literal brackets, a bare test name matches
+    its parametrizations; a malformed line is a usage error naming the line."""
+    from unified_conformance import skips
+
+    entries = skips.parse(
+        "# comment\n\n"
+        "test_ops.py::test_grad[*-tanh]  xfail  tanh is wrong  # trailing comment\n"
+        "test_ops.py::test_value  skip\n"
+        "*::test_jit_?  skip  later\n",
+        "known.txt",
+    )
+    assert [(e.action, e.reason, e.line) for e in entries] == [
+        ("xfail", "tanh is wrong", 3),
+        ("skip", "listed in known.txt", 4),
+        ("skip", "later", 5),
+    ]
+    grad, value, jit = entries
+
+    def hits(entry, short):
+        return entry.matches(short, "some/dir/" + short)
+
+    assert hits(grad, "test_ops.py::test_grad[mine-tanh]")
+    assert not hits(grad, "test_ops.py::test_grad[mine-tanhshrink]x")
+    assert not hits(grad, "test_ops.py::test_grad[mine-t]")  # brackets are literal
+    assert hits(value, "test_ops.py::test_value[mine-exp]")
+    assert not hits(value, "test_ops.py::test_value_is_0d[mine]")
+    assert hits(jit, "test_trainer.py::test_jit_a[mine]")
+    assert not hits(jit, "test_trainer.py::test_jit_ab")
+    with pytest.raises(pytest.UsageError, match=r"known.txt:2: expected"):
+        skips.parse("ok  skip\ntest_x  ignore  why\n", "known.txt")
