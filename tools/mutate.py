@@ -12,6 +12,7 @@ Developer command (not run in CI: minutes, not seconds)::
     python tools/mutate.py --max-mutants 60            # a seeded random sample
     python tools/mutate.py --files unified/optim.py    # every mutant of one module
     python tools/mutate.py --list                      # show the mutants, run none
+    python tools/mutate.py --match "autodiff.py:172" --backend numpy,torch
 
 Run it from a checkout with the backends importable (``PYTHONPATH`` as in the
 brief); results and surviving mutants are recorded in ``docs/mutation.md``.
@@ -215,7 +216,9 @@ def apply(mutant: Mutant, source: str) -> str:
     return ast.unparse(tree)
 
 
-def run_tests(workdir: Path, tests: list[str], timeout: float) -> tuple[str, float]:
+def run_tests(
+    workdir: Path, tests: list[str], timeout: float, backend: str = "numpy"
+) -> tuple[str, float]:
     """Run ``tests`` against the package in ``workdir``: 'passed', 'failed' or
     'timeout', and the seconds taken."""
     env = dict(os.environ)
@@ -223,7 +226,7 @@ def run_tests(workdir: Path, tests: list[str], timeout: float) -> tuple[str, flo
         [str(workdir), str(ROOT / "backends"), str(ROOT / "conformance")]
     )
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-    cmd += ["--unified-backend", "numpy", *(str(SUITE / t) for t in tests)]
+    cmd += ["--unified-backend", backend, *(str(SUITE / t) for t in tests)]
     start = time.perf_counter()
     try:
         out = subprocess.run(
@@ -241,12 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-mutants", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=None, help="per mutant")
+    parser.add_argument("--match", default="", help="only mutants whose line has this")
+    parser.add_argument("--backend", default="numpy", help="--unified-backend value")
     parser.add_argument("--list", action="store_true", help="list mutants, run none")
     args = parser.parse_args(argv)
     unknown = [f for f in args.files if f not in TARGETS]
     if unknown:
         parser.error(f"not a mutation target: {unknown}; choose from {list(TARGETS)}")
-    todo = mutants(args.files)
+    todo = [m for m in mutants(args.files) if args.match in str(m)]
     total = len(todo)
     if args.max_mutants is not None and args.max_mutants < total:
         todo = random.Random(args.seed).sample(todo, args.max_mutants)
@@ -256,15 +261,15 @@ def main(argv: list[str] | None = None) -> int:
         for mutant in todo:
             print(mutant)
         return 0
-    return _run(todo, args.timeout)
+    return _run(todo, args.timeout, args.backend)
 
 
-def _run(todo: list[Mutant], timeout: float | None) -> int:
+def _run(todo: list[Mutant], timeout: float | None, backend: str) -> int:
     with tempfile.TemporaryDirectory(prefix="unified-mutants-") as tmp:
         work = Path(tmp)
         shutil.copytree(ROOT / "unified", work / "unified")
         all_tests = sorted({t for m in todo for t in TARGETS[m.path]})
-        status, seconds = run_tests(work, all_tests, timeout=600)
+        status, seconds = run_tests(work, all_tests, 600, backend)
         if status != "passed":
             print("the unmutated core fails its tests; fix that first")
             return 2
@@ -282,7 +287,7 @@ def _run(todo: list[Mutant], timeout: float | None) -> int:
                 continue
             target.write_text(mutated)
             try:
-                status, _ = run_tests(work, TARGETS[mutant.path], limit)
+                status, _ = run_tests(work, TARGETS[mutant.path], limit, backend)
             finally:
                 target.write_text(original)
             done = survived if status == "passed" else killed

@@ -31,6 +31,7 @@ import platform
 import shlex
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -205,16 +206,20 @@ def pytest_runtest_makereport(
 ) -> Iterator[None]:
     """Append to a failure its id, backend and a command line that reruns it."""
     report = yield
-    if report.failed and report.when in ("setup", "call"):
+    ours = item.path.parent == Path(__file__).parent
+    if ours and report.failed and report.when in ("setup", "call"):
         names = _backends_of(item)
         tables = [plugins.get_table(n) for n in names]
         described = ", ".join(
             f"{t.name} ({t.info.framework} {t.info.version})" for t in tables
         )
         test = f"{item.path}::{item.nodeid.partition('::')[2]}"
-        command = shlex.join(
-            [sys.executable, "-m", "pytest", test, "--unified-backend", ",".join(names)]
-        )
+        args = [sys.executable, "-m", "pytest", test]
+        args += ["--unified-backend", ",".join(names)]
+        examples = item.config.getoption("--unified-fuzz-examples")
+        if examples != FUZZ_EXAMPLES:
+            args += ["--unified-fuzz-examples", str(examples)]
+        command = shlex.join(args)
         report.sections.append(
             (
                 "unified reproduction",

@@ -219,3 +219,18 @@ def test_loss_of_shape_one_is_a_scalar(backend):
     value, grads = U.value_and_grad(loss)(net, x)
     assert_close(host(backend, value).reshape(()), 3.0, "loss of shape (1,)")
     assert_close(host(backend, grads["weight"]), [[1.0, 2.0]], "grad weight")
+
+
+def test_value_and_grad_restores_the_active_backend(backend_pair):
+    """S1/S5: differentiating a net that lives on another backend runs on the net's
+    backend and leaves the active backend (and ``unified.ops``) as they were."""
+    ref, other = backend_pair
+    with U.use_backend(other.name):
+        net = U.Dense(1, in_units=2)
+        net.initialize(U.init.Ones())
+    with U.use_backend(ref.name):
+        x = np.ones((1, 2), np.float32)
+        _, grads = U.value_and_grad(lambda n, x: U.ops.sum(n(x)))(net, x)
+        assert other.is_array(grads["weight"])
+        assert U.current_backend() is ref
+        assert ref.is_array(U.ops.add(np.ones(2, np.float32), 1.0))
