@@ -41,6 +41,7 @@ def assert_close(
     """Compare within ``|got - expected| <= atol + rtol * |expected|`` (NaN equals
     NaN); on failure name the quantity ``what`` (the call), the values received and
     expected, and the worst element."""
+    __tracebackhide__ = True  # the report points at the test's line
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, np.float64)
     assert got.shape == expected.shape, (
         f"{what}: shape {got.shape} received, {expected.shape} expected"
@@ -66,6 +67,7 @@ def assert_close(
 
 def assert_bitwise(got: np.ndarray, expected: np.ndarray, what: str) -> None:
     """Exact equality, dtype included; on failure name the first differing element."""
+    __tracebackhide__ = True
     assert got.dtype == expected.dtype, (
         f"{what}: dtype {got.dtype} received, {expected.dtype} expected"
     )

@@ -403,6 +403,10 @@ def test_invalid_optimizer_arguments_raise_clearly(backend):
         U.SGD([{"params": net.params(), "momentun": 0.9}], lr=0.1)
     with pytest.raises(ValueError, match="betas must be a pair"):
         U.Adam(net.params(), lr=0.1, betas=(0.9,))
+    with pytest.raises(ValueError, match="betas"):
+        U.Adam(net.params(), lr=0.1, betas=(0.9, 1.0))  # torch: 0 <= beta < 1
+    with pytest.raises(ValueError, match="empty parameter list"):
+        U.SGD([], lr=0.1)
     with pytest.raises(TypeError, match="not the net itself"):
         U.SGD(net, lr=0.1)
     with pytest.raises(ValueError, match="'nope' selects no parameter"):

@@ -103,6 +103,10 @@ def test_failed_load_lists_all_problems_and_changes_nothing(backend, tmp_path):
         assert needle in msg, needle
     for name, p in dst.params().items():
         np.testing.assert_array_equal(p.numpy(), before[name])
+    short = U.Sequential(U.Dense(4, in_units=3))
+    short.initialize()
+    with pytest.raises(U.CheckpointError, match="unexpected in checkpoint: '1.weight'"):
+        short.load(path)
 
 
 def test_load_rejects_non_checkpoints(backend, tmp_path):
