@@ -304,3 +304,10 @@ def test_gluon_and_torch_spellings_are_aliases(backend):
     assert init.KaimingUniform is init.kaiming_uniform
     assert init.KaimingNormal is init.kaiming_normal
     assert init.Zero is init.Zeros and init.One is init.Ones
+
+
+def test_initializer_repr_shows_its_arguments(backend):
+    """An initializer's repr names its class and arguments (as in error messages)."""
+    text = repr(init.MSRAPrelu(slope=0.1))
+    assert text.startswith("MSRAPrelu(") and "slope=0.1" in text
+    assert "scale=0.5" in repr(init.Uniform(0.5))
