@@ -16,7 +16,7 @@ import pytest
 from unified import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["unified", "backends", "conformance", "tests", "benchmarks"]
+SOURCES = ["unified", "backends", "conformance", "tests", "benchmarks", "tools"]
 
 
 def _tool(name: str) -> str:

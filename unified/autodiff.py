@@ -88,7 +88,9 @@ def backend_of(net: Net, params: list[Parameter]) -> Any:
 
 
 def check_scalar(loss: Any, loss_fn: LossFn) -> Any:
-    """Return ``loss`` if it holds one value; raise the same error on every backend."""
+    """Return ``loss`` as a 0-d array if it holds one value (a shape ``(1,)`` loss is
+    reshaped, since a backend's ``value_and_grad`` needs a 0-d value); raise the same
+    error on every backend otherwise."""
     shape = tuple(getattr(loss, "shape", ()))
     if any(d != 1 for d in shape):
         name = getattr(loss_fn, "__name__", "loss_fn")
@@ -96,6 +98,9 @@ def check_scalar(loss: Any, loss_fn: LossFn) -> Any:
             f"{name} must return a scalar loss, got an array of shape {shape}. Reduce "
             "it, e.g. with unified.ops.mean(...) or a loss with reduction='mean'."
         )
+    if shape:
+        table: Any = _backend._active
+        return table.reshape(loss, ())
     return loss
 
 
@@ -122,7 +127,7 @@ def traced_call(
             p._data = a
         try:
             loss, writes = _modes.differentiated(loss_fn, net, args)
-            check_scalar(loss, loss_fn)
+            loss = check_scalar(loss, loss_fn)
         finally:
             for p, a in zip(params, saved):
                 p._data = a

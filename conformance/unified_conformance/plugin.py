@@ -1,8 +1,19 @@
 """pytest plugin: selects the backends under test once and parametrizes the suite.
 
+Run it against any registered backend, from anywhere::
+
+    pytest --pyargs unified_conformance --unified-backend NAME
+
 Options:
   ``--unified-backend NAMES``: a backend name, a comma list, or ``all`` (every
   registered backend; a built-in one that fails to load is an error, not a skip).
+  ``--unified-skips FILE``: known gaps, ``PATTERN skip|xfail REASON`` per line
+  (:mod:`unified_conformance.skips`).
+  ``--unified-fuzz-examples N``: examples per backend of the differential fuzz tests.
+
+The report header names the backends (framework, version, capabilities) and the
+environment; a failed test gets a "unified reproduction" section with its id, its
+backend and the command line that reruns it alone.
 
 Fixtures:
   ``backend``: the active :class:`unified.plugins.BackendTable`, one test per backend.
@@ -16,15 +27,26 @@ Marker:
 from __future__ import annotations
 
 import os
+import platform
+import shlex
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+import unified
 from unified import plugins
 from unified.backend import use_backend
 
+from . import skips
+
 REFERENCE = "numpy"
+FUZZ_EXAMPLES = 12
 _selected: list[str] = []
+_skips: list[skips.Entry] = []
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,6 +55,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--unified-backend",
         default=os.environ.get("UNIFIED_BACKEND") or REFERENCE,
         help="backend(s) to test: a name, a comma list, or 'all' (default: numpy)",
+    )
+    group.addoption(
+        "--unified-skips",
+        default=None,
+        metavar="FILE",
+        help="skip or xfail known gaps: lines of 'PATTERN skip|xfail REASON'",
+    )
+    group.addoption(
+        "--unified-fuzz-examples",
+        type=int,
+        default=FUZZ_EXAMPLES,
+        metavar="N",
+        help=f"examples per backend of the fuzz tests (default {FUZZ_EXAMPLES})",
     )
 
 
@@ -77,10 +112,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "these in a step of their own",
     )
     _selected[:] = _resolve(config.getoption("--unified-backend"))
+    path = config.getoption("--unified-skips")
+    _skips[:] = skips.load(path) if path else []
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    lines = []
+    lines = [
+        f"unified {unified.__version__}; python {platform.python_version()}; "
+        f"numpy {np.__version__}; {platform.platform()}"
+    ]
     for name in _selected:
         info = plugins.get_table(name).info
         caps = ", ".join(sorted(plugins.get_table(name).capabilities)) or "none"
@@ -88,6 +128,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"unified backend under test: {name} "
             f"({info.framework} {info.version}; capabilities: {caps})"
         )
+    path = config.getoption("--unified-skips")
+    if path:
+        lines.append(f"unified skips file: {path} ({len(_skips)} entries)")
     return lines
 
 
@@ -112,14 +155,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend_pair", pairs, indirect=True, ids=ids)
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: entries see every test
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Deselect backend-specific tests when none of their backends is selected, and
-    tests against a reference framework whose backend is not under test (a run
-    without MXNet does not compare with Gluon; it does not skip either). The
-    ``zoo_large`` tests unless ``-m`` names that marker (``.ci/run`` has a step
-    ``-m zoo_large`` for them)."""
+    """Apply the skips file. Deselect backend-specific tests when none of their
+    backends is selected, tests against a reference framework whose backend is not
+    under test (a run without MXNet does not compare with Gluon; it does not skip
+    either), and the ``zoo_large`` tests unless ``-m`` names that marker
+    (``.ci/run`` has a step ``-m zoo_large`` for them)."""
+    if _skips:
+        skips.apply(_skips, items, config.getoption("--unified-skips"))
     keep, drop = [], []
     large = "zoo_large" in (config.getoption("markexpr", "") or "")
     for item in items:
@@ -162,3 +208,41 @@ def backend_pair(
     if ref == other:
         pytest.skip("cross-backend tests need a second backend (--unified-backend)")
     return plugins.get_table(ref), plugins.get_table(other)
+
+
+def _backends_of(item: pytest.Item) -> list[str]:
+    params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
+    if "backend" in params:
+        return [params["backend"]]
+    if "backend_pair" in params:
+        return list(params["backend_pair"])
+    return list(_selected)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    """Append to a failure its id, backend and a command line that reruns it."""
+    report = yield
+    ours = item.path.parent == Path(__file__).parent
+    if ours and report.failed and report.when in ("setup", "call"):
+        names = _backends_of(item)
+        tables = [plugins.get_table(n) for n in names]
+        described = ", ".join(
+            f"{t.name} ({t.info.framework} {t.info.version})" for t in tables
+        )
+        test = f"{item.path}::{item.nodeid.partition('::')[2]}"
+        args = [sys.executable, "-m", "pytest", test]
+        args += ["--unified-backend", ",".join(names)]
+        examples = item.config.getoption("--unified-fuzz-examples")
+        if examples != FUZZ_EXAMPLES:
+            args += ["--unified-fuzz-examples", str(examples)]
+        command = shlex.join(args)
+        report.sections.append(
+            (
+                "unified reproduction",
+                f"test:    {item.nodeid}\nbackend: {described}\nrerun:   {command}\n",
+            )
+        )
+    return report

@@ -196,6 +196,7 @@ def test_wd_mult_is_a_multiplier(backend, name, trainer):
     run.step(5)
     run.set("0.w", "wd_mult", 2.0)
     run.set("0.v", "wd_mult", 0.5)
+    run.set("1.w", "wd_mult", 5.0)  # wd * wd_mult == 1.0 exactly: still decays
     run.step(STEPS - 5)
 
 

@@ -324,6 +324,9 @@ def test_dropout_mask_follows_the_philox_formula(backend):
     with U.training(True):
         got = np.asarray(backend.to_numpy(ones(native(backend, np.ones(shape)))))
     assert_bitwise(got, philox_mask(7, "0", 0, shape, 0.4), "mask after seed")
+    with U.training(True):  # a net that ran before seed() restarts at call 0 too
+        got = np.asarray(backend.to_numpy(net[1](native(backend, np.ones(shape)))))
+    assert_bitwise(got, philox_mask(7, "1", 0, shape, 0.4), "restarted mask")
 
 
 def test_dropout_is_the_identity_in_inference(backend):

@@ -22,6 +22,8 @@ import pytest
 
 from unified.hookspecs import MATH_HOOKS, NN_HOOKS
 
+from .helpers import assert_close
+
 SEED = 20240607
 RTOL, ATOL = 1e-5, 1e-6  # float32 values
 GRAD_RTOL = 1e-4
@@ -404,8 +406,13 @@ def test_value_matches_oracle(backend: Any, case: Case) -> None:
         f"{case.name}: shape {got.shape}, expected {np.shape(expected)}"
     )
     assert got.dtype == F32, f"{case.name}: dtype {got.dtype}, expected float32"
-    np.testing.assert_allclose(
-        got, expected, rtol=case.rtol, atol=case.atol, err_msg=f"op {case.name}"
+    assert_close(
+        got,
+        expected,
+        f"op {case.name} (value of {case.hook}(x) on float32 inputs, expected: "
+        "the float64 oracle)",
+        rtol=case.rtol,
+        atol=case.atol,
     )
 
 
@@ -440,12 +447,13 @@ def test_gradient_matches_oracle_differences(backend: Any, case: Case) -> None:
             f"{case.name}: gradient {i} is {got.dtype}{got.shape}, expected "
             f"float32{e.shape}"
         )
-        np.testing.assert_allclose(
+        assert_close(
             got,
             e,
+            f"gradient of op {case.name} w.r.t. input {i} (value_and_grad of "
+            f"sum({case.hook}(x) * w), expected: finite differences of the oracle)",
             rtol=max(GRAD_RTOL, case.rtol),
             atol=max(GRAD_ATOL, case.atol),
-            err_msg=f"gradient of input {i} of op {case.name}",
         )
 
 

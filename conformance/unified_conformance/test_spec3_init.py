@@ -150,9 +150,18 @@ def test_global_init_dispatches_by_suffix(backend):
         def _init_bias(self, name, arr):
             arr[...] = -1.0
 
-    net = U.Sequential(U.Dense(2, in_units=2, bias_initializer=None))
-    net.initialize(Marks())
+    class Scaled(U.Net):
+        def __init__(self):
+            super().__init__()
+            self.alpha = U.Parameter("alpha", (3,))  # neither weight nor bias
+
+    net = U.Sequential(U.Dense(2, in_units=2, bias_initializer=None), Scaled())
+    marks = Marks()
+    net.initialize(marks)
     assert (net[0].weight.numpy() == 7).all() and (net[0].bias.numpy() == -1).all()
+    assert (net[1].alpha.numpy() == 7).all(), "other names use _init_weight"
+    with pytest.raises(RuntimeError, match="only available while initializing"):
+        _ = marks.rng  # released when initialization ends
 
 
 def test_custom_initializer_written_once_runs_everywhere(backend):
@@ -254,3 +263,51 @@ def test_fans_of_higher_rank_weights(backend):
     s = math.sqrt(3 / ((fan_in + fan_out) / 2))
     want = oracle.stream(3, 0, "weight").uniform(-s, s, (4, 3, 2, 5))
     assert_bitwise(net.weight.numpy(), want.astype(np.float32), "4-d Xavier")
+
+
+# torch.nn.init.calculate_gain's documented table
+TORCH_GAINS = {
+    "linear": 1.0,
+    "conv1d": 1.0,
+    "conv2d": 1.0,
+    "conv3d": 1.0,
+    "sigmoid": 1.0,
+    "tanh": 5.0 / 3,
+    "relu": math.sqrt(2.0),
+    "selu": 0.75,
+    "leaky_relu": math.sqrt(2.0 / (1 + 0.01**2)),
+}
+
+
+@pytest.mark.parametrize("nonlinearity", sorted(TORCH_GAINS))
+def test_gains_are_torchs(backend, nonlinearity):
+    """S3: the gain table is PyTorch's (leaky_relu with its default slope 0.01)."""
+    got = init.calculate_gain(nonlinearity)
+    assert got == pytest.approx(TORCH_GAINS[nonlinearity], rel=1e-12)
+
+
+def test_invalid_initializer_arguments_raise(backend):
+    """S3/S9: an unknown nonlinearity or fan mode fails when the initializer is
+    made; an initializer's rng exists only while it runs."""
+    with pytest.raises(ValueError, match="unknown nonlinearity"):
+        init.calculate_gain("swish")
+    with pytest.raises(ValueError, match="fan_in"):
+        init.kaiming_uniform(mode="fan_avg")
+    with pytest.raises(RuntimeError, match="only available while initializing"):
+        _ = init.Uniform().rng
+
+
+def test_gluon_and_torch_spellings_are_aliases(backend):
+    """S3: the Gluon/PyTorch class spellings name the same initializers."""
+    assert init.XavierUniform is init.xavier_uniform
+    assert init.XavierNormal is init.xavier_normal
+    assert init.KaimingUniform is init.kaiming_uniform
+    assert init.KaimingNormal is init.kaiming_normal
+    assert init.Zero is init.Zeros and init.One is init.Ones
+
+
+def test_initializer_repr_shows_its_arguments(backend):
+    """An initializer's repr names its class and arguments (as in error messages)."""
+    text = repr(init.MSRAPrelu(slope=0.1))
+    assert text.startswith("MSRAPrelu(") and "slope=0.1" in text
+    assert "scale=0.5" in repr(init.Uniform(0.5))

@@ -198,3 +198,39 @@ def test_bias_gradient_with_frozen_weight(backend):
     assert "1.weight" not in grads
     for name in ("0.weight", "0.bias", "1.bias"):
         assert_close(host(backend, grads[name]), want[name], name, rtol=1e-4)
+
+
+def test_first_argument_must_be_the_net(backend):
+    """S5: value_and_grad(f)(net, *batch): anything else as the first argument is a
+    TypeError saying how to call it."""
+    with pytest.raises(TypeError, match="first argument must be the unified.Net"):
+        U.value_and_grad(lambda n: n)(np.ones(3, np.float32))
+
+
+def test_loss_of_shape_one_is_a_scalar(backend):
+    """S5: a loss holding one value (shape ``(1,)``) is accepted like a 0-d one."""
+    net = U.Dense(1, in_units=2)
+    net.initialize(U.init.Ones())
+    x = native(backend, [[1.0, 2.0]])
+
+    def loss(n, x):
+        return U.ops.reshape(U.ops.sum(n(x)), (1,))
+
+    value, grads = U.value_and_grad(loss)(net, x)
+    assert_close(host(backend, value).reshape(()), 3.0, "loss of shape (1,)")
+    assert_close(host(backend, grads["weight"]), [[1.0, 2.0]], "grad weight")
+
+
+def test_value_and_grad_restores_the_active_backend(backend_pair):
+    """S1/S5: differentiating a net that lives on another backend runs on the net's
+    backend and leaves the active backend (and ``unified.ops``) as they were."""
+    ref, other = backend_pair
+    with U.use_backend(other.name):
+        net = U.Dense(1, in_units=2)
+        net.initialize(U.init.Ones())
+    with U.use_backend(ref.name):
+        x = np.ones((1, 2), np.float32)
+        _, grads = U.value_and_grad(lambda n, x: U.ops.sum(n(x)))(net, x)
+        assert other.is_array(grads["weight"])
+        assert U.current_backend() is ref
+        assert ref.is_array(U.ops.add(np.ones(2, np.float32), 1.0))

@@ -392,3 +392,47 @@ def test_bare_parameters_are_named_structurally(backend):
     saved = opt.state_dict()
     assert sorted(saved["state"]) == ["0.weight", "1.weight"]
     opt.load_state_dict(saved)
+
+
+def test_invalid_optimizer_arguments_raise_clearly(backend):
+    """S6/S9: a misspelled group option, betas that are not a pair, the net instead
+    of its parameters, and an lr_groups pattern that selects nothing all fail when
+    the optimizer is made, naming the problem."""
+    net = _net(backend)
+    with pytest.raises(ValueError, match="unknown option.*momentun"):
+        U.SGD([{"params": net.params(), "momentun": 0.9}], lr=0.1)
+    with pytest.raises(ValueError, match="betas must be a pair"):
+        U.Adam(net.params(), lr=0.1, betas=(0.9,))
+    with pytest.raises(ValueError, match="betas"):
+        U.Adam(net.params(), lr=0.1, betas=(0.9, 1.0))  # torch: 0 <= beta < 1
+    with pytest.raises(ValueError, match="empty parameter list"):
+        U.SGD([], lr=0.1)
+    with pytest.raises(TypeError, match="not the net itself"):
+        U.SGD(net, lr=0.1)
+    with pytest.raises(ValueError, match="'nope' selects no parameter"):
+        U.lr_groups(net, {"nope": 0.1})
+    assert U.optim.RMSprop is U.RMSProp  # torch.optim's spelling
+
+
+def test_sgd_keeps_a_momentum_buffer_only_with_momentum(backend):
+    """S6.5: as torch.optim.SGD, plain SGD has no momentum buffer in its state."""
+    a = {k: native(backend, v) for k, v in COEF_A.items()}
+    b = {k: native(backend, v) for k, v in COEF_B.items()}
+    for momentum, keys in ((0.0, {"step"}), (0.9, {"step", "momentum_buffer"})):
+        net = _net(backend)
+        opt = U.SGD(net.params(), lr=0.1, momentum=momentum)
+        U.value_and_grad(_loss({"w": 1, "v": 1}))(net, a, b)
+        opt.step()
+        assert {k: set(v) for k, v in opt.state_dict()["state"].items()} == {
+            "w": keys,
+            "v": keys,
+        }
+
+
+def test_state_of_a_different_group_layout_is_rejected(backend):
+    """S6.5: state saved with two parameter groups does not load into one group."""
+    net = _net(backend)
+    two = U.SGD([{"params": net.params("w")}, {"params": net.params("v")}], lr=0.1)
+    one = U.SGD(net.params(), lr=0.1)
+    with pytest.raises(U.CheckpointError, match="2 parameter groups saved, 1 here"):
+        one.load_state_dict(two.state_dict())

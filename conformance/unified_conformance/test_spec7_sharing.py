@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -143,6 +145,12 @@ def test_average_lists_every_mismatch(backend):
     tied = _mlp(2, tie=True)
     with pytest.raises(U.StructureError, match="2.weight"):
         U.average([a, tied])
+    deferred = U.Sequential(U.Dense(3), U.Dense(3), U.Dense(3))
+    deferred.initialize()
+    for nets, label in (([a, deferred], "nets[1]"), ([deferred, a], "nets[0]")):
+        msg = re.escape(f"{label}: '0.weight' is not initialized")
+        with pytest.raises(U.StructureError, match=msg):
+            U.average(nets)
 
 
 def test_average_across_backends(backend_pair):
@@ -162,3 +170,12 @@ def test_average_across_backends(backend_pair):
             )
             assert_close(p.numpy(), want, f"{name}, average into {table.name}")
             assert table.is_array(p.data()), f"{name} is not on {table.name}"
+
+
+def test_share_completes_a_deferred_source_shape(backend):
+    """S7: sharing a known-shape parameter into a deferred one fills in the unknown
+    dimensions of the kept (source) parameter."""
+    dst, src = U.Dense(4, in_units=3), U.Dense(4)
+    assert src.weight.shape == (4, -1)
+    U.share(dst, src)
+    assert dst.weight is src.weight and src.weight.shape == (4, 3)

@@ -103,6 +103,10 @@ def test_failed_load_lists_all_problems_and_changes_nothing(backend, tmp_path):
         assert needle in msg, needle
     for name, p in dst.params().items():
         np.testing.assert_array_equal(p.numpy(), before[name])
+    short = U.Sequential(U.Dense(4, in_units=3))
+    short.initialize()
+    with pytest.raises(U.CheckpointError, match="unexpected in checkpoint: '1.weight'"):
+        short.load(path)
 
 
 def test_load_rejects_non_checkpoints(backend, tmp_path):
@@ -130,6 +134,12 @@ def test_strict_false_loads_the_common_part(backend, tmp_path):
     dst.initialize()
     dst.load(path, strict=False)
     np.testing.assert_array_equal(dst[0].weight.numpy(), src[0].weight.numpy())
+    # and the other way: names only in the checkpoint are skipped too
+    dst.save(path)
+    src2 = U.Sequential(U.Dense(4, in_units=3))
+    src2.initialize()
+    src2.load(path, strict=False)
+    np.testing.assert_array_equal(src2[0].weight.numpy(), dst[0].weight.numpy())
 
 
 def test_load_fills_a_deferred_net(backend, tmp_path):
@@ -270,3 +280,27 @@ def test_retie_refuses_disagreeing_flags(backend, tmp_path):
     with pytest.raises(U.CheckpointError, match="differ in frozen"):
         untied.load(path)
     assert untied[1].weight is not untied[2].weight
+
+
+def test_save_refuses_parameters_without_values(backend, tmp_path):
+    """S8.1: a deferred net cannot be saved before its shapes are known; the error
+    names the parameters and nothing is written."""
+    net = U.Sequential(U.Dense(3), U.Dense(2, in_units=3))
+    net.initialize()
+    path = tmp_path / "deferred.safetensors"
+    with pytest.raises(U.CheckpointError, match=r"1 parameter\(s\) hold no values"):
+        net.save(path)
+    assert not path.exists()
+
+
+def test_port_keeps_a_deferred_parameter_deferred(backend):
+    """S8.3: a deferred parameter ported stays deferred with its initializer, so it
+    draws the same values as the original once the shapes are known."""
+    U.seed(5)
+    net = U.Sequential(U.Dense(3, weight_initializer=U.init.Normal(0.3)))
+    net.initialize()
+    twin = U.port(net, backend.name)
+    assert twin[0].weight.shape == (3, -1)
+    net.infer_shape((2, 4))
+    twin.infer_shape((2, 4))
+    assert_bitwise(twin[0].weight.numpy(), net[0].weight.numpy(), "ported draw")
