@@ -15,8 +15,8 @@ pytestmark = pytest.mark.only_backends("mxnet")
 
 
 def _trained_gluon_net():
-    import mxnet as mx
     from mxnet import autograd, gluon
+    from unified_mxnet import mx  # restores numpy.bool before mxnet loads
 
     mx.random.seed(0)
     net = gluon.nn.Sequential()
@@ -50,7 +50,7 @@ def _unified_twin():
 @pytest.mark.parametrize("source", ["block", "file"])
 def test_gluon_model_ports_to_every_backend(backend, source, tmp_path):
     """A trained Gluon net gives the same outputs in unified on every backend."""
-    import mxnet as mx
+    from unified_mxnet import mx  # restores numpy.bool before mxnet loads
     from unified_mxnet.gluon import load_gluon
 
     gluon_net = _trained_gluon_net()

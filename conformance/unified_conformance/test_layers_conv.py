@@ -255,8 +255,7 @@ GLUON_CASES: dict[str, GluonCase] = {
 
 
 def _gluon() -> Any:
-    import mxnet as mx
-    import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
+    from unified_mxnet import mx  # restores numpy.bool before mxnet loads
 
     return mx
 

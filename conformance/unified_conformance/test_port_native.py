@@ -222,9 +222,8 @@ def test_unsupported_torch_nodes_are_listed_in_one_error(backend):
 
 @pytest.mark.reference("mxnet")
 def test_unsupported_gluon_nodes_are_listed_in_one_error(backend):
-    import mxnet as mx
-    import unified_mxnet  # noqa: F401
     from mxnet.gluon import nn
+    from unified_mxnet import mx  # restores numpy.bool before mxnet loads
 
     class Odd(nn.HybridBlock):
         def __init__(self):

@@ -14,16 +14,18 @@ import numpy as np
 import pytest
 
 import unified as U
+from unified_conformance.plugin import selected_backends
 
 from .helpers import assert_bitwise
 
 # The oracle of these tests is MXNet Gluon: they are deselected (reference marker)
 # when MXNet is not among the backends under test, e.g. on NumPy 2.
 pytestmark = pytest.mark.reference("mxnet")
-try:
-    import mxnet as mx
-    import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
-except ImportError:  # not installed: every test here is deselected
+if "mxnet" in selected_backends():
+    import unified_mxnet  # restores numpy.bool, then imports mxnet
+
+    mx = unified_mxnet.mx
+else:  # every test here is deselected: MXNet is not under test
     mx = None
 
 # (name, input side, large): the smallest variant of each family (and resnet50_v1),

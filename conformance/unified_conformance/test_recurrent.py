@@ -215,8 +215,7 @@ def test_names_map_to_torch_one_to_one(backend: Any) -> None:
 
 
 def _gluon() -> Any:
-    import mxnet
-    import unified_mxnet  # noqa: F401  (restores numpy.bool before mxnet loads)
+    from unified_mxnet import mx as mxnet  # numpy.bool before mxnet loads
 
     return mxnet
 
