@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from unified.optim.adam import Adam, AdamW
 from unified.optim.base import Optimizer, lr_groups
-from unified.optim.rmsprop import RMSProp
+from unified.optim.rmsprop import RMSProp, RMSprop
 from unified.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSProp", "lr_groups"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSProp", "RMSprop", "lr_groups"]
