@@ -334,3 +334,4 @@ where = _shape_ops.where
 from unified_mxnet.nn import conv as conv  # noqa: E402
 from unified_mxnet.nn import conv_transpose as conv_transpose  # noqa: E402
 from unified_mxnet.nn import pool as pool  # noqa: E402
+from unified_mxnet.norm import batch_norm as batch_norm  # noqa: E402
