@@ -13,6 +13,10 @@ or 2 spatial dimensions, channels first.
   added into a zero padded array with one strided-slice ``+=`` per kernel offset
   (``prod(kernel)`` NumPy calls, never a loop over elements), then the padding is
   cropped.
+* **stride 1** (and 1x1 kernels without padding at any stride), the common case,
+  takes a faster route with the same products: :mod:`unified_numpy.conv_flat`
+  (im2col and col2im as contiguous slices of the flattened padded input). The
+  generic route above serves strided and ``conv_transpose`` windows.
 * ``conv_transpose`` is the input-gradient of ``conv``; its own input-gradient is a
   ``conv``, and its weight-gradient the same product as ``conv``'s.
 * Pooling uses the same window view: ``max`` (padding is ``-inf``) remembers the
@@ -41,6 +45,7 @@ from unified.windows import (
     pool_output_size,
     pool_right_padding,
 )
+from unified_numpy import conv_flat as _flat
 from unified_numpy.tape import Node, record
 
 Array = Any
@@ -220,6 +225,10 @@ def conv(
         conv_output_size(*a)
         for a in zip(xv.shape[2:], kernel, stride, padding, dilation, strict=True)
     )
+    if _flat.applies(kernel, stride, padding):
+        return _flat.conv_flat(
+            x, weight, bias, xv, wv, bv, stride, padding, dilation, groups
+        )
     cols = _cols(_pad(xv, padding, padding), kernel, stride, dilation, out, groups)
     wm = wv.reshape(groups, co // groups, -1)
     y = _add_bias(_from_rows(np.matmul(cols, wm.transpose(0, 2, 1)), n, out), bv)

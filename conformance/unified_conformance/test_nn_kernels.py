@@ -139,6 +139,29 @@ CASES: list[Case] = [
     ),
     _conv("conv-1d-depthwise", (1, 3, 8), (3, 1, 4), False, (3,), (1,), (1,), 3),
     _conv("conv-2d", (2, 3, 6, 5), (4, 3, 3, 3), True, (1, 1), (1, 1), (1, 1), 1),
+    _conv(
+        "conv-2d-stride1-dilation-groups",
+        (2, 4, 6, 7),
+        (6, 2, 3, 2),
+        True,
+        (1, 1),
+        (2, 1),
+        (2, 1),
+        2,
+    ),
+    _conv(
+        "conv-2d-1x1-stride2",
+        (2, 4, 7, 6),
+        (6, 4, 1, 1),
+        True,
+        (2, 2),
+        (0, 0),
+        (1, 1),
+        1,
+    ),
+    _conv(
+        "conv-1d-1x1-stride3-groups", (2, 4, 10), (4, 2, 1), False, (3,), (0,), (1,), 2
+    ),
     _conv("conv-2d-mixed", (2, 4, 7, 8), (6, 2, 3, 2), True, (2, 1), (1, 2), (1, 2), 2),
     _conv(
         "conv-2d-depthwise-x2-odd",
