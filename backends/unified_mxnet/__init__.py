@@ -62,6 +62,10 @@ faults on every step). A gradient array is never reused while anything refers to
 it; only a *native* view of it (``g.reshape``, ``g[i]``, ``g.detach()``) kept after
 the array itself is dropped is not tracked, so copy such a view if you keep it.
 
+Optional hooks: ``batch_norm`` (the fused ``BatchNorm`` operator,
+:mod:`unified_mxnet.norm`) and ``rnn_layer`` (the fused ``RNN`` operator,
+:mod:`unified_mxnet.recurrent`); no ``jit``.
+
 Importing this module imports ``mxnet``, applying :func:`_numpy_bool_shim` first.
 """
 
@@ -335,3 +339,4 @@ from unified_mxnet.nn import conv as conv  # noqa: E402
 from unified_mxnet.nn import conv_transpose as conv_transpose  # noqa: E402
 from unified_mxnet.nn import pool as pool  # noqa: E402
 from unified_mxnet.norm import batch_norm as batch_norm  # noqa: E402
+from unified_mxnet.recurrent import rnn_layer as rnn_layer  # noqa: E402
