@@ -105,7 +105,8 @@ class BatchNorm(_Affine):
     In training mode the layer calls the backend's fused ``batch_norm`` kernel when
     the backend offers one (capability ``batch_norm``: PyTorch, MXNet, NumPy) and
     composes ``unified.ops`` otherwise (JAX, where ``jax.jit`` fuses the
-    composition); ``fused = False`` on an instance forces the composition. In
+    composition, as does a batch with one value per channel); ``fused = False`` on
+    an instance forces the composition. In
     inference mode the running statistics are folded into one per-channel scale
     and shift.
     """
@@ -154,7 +155,7 @@ class BatchNorm(_Affine):
             return self._inference(x, shape)
         reduce = tuple(i for i in range(ndim) if i != axis)
         count = math.prod(int(x.shape[i]) for i in reduce)
-        kernel = self._kernel()
+        kernel = self._kernel() if count > 1 else None  # one value: y is beta
         if kernel is not None:
             gamma = None if self.gamma is None else self.gamma.data()
             beta = None if self.beta is None else self.beta.data()
