@@ -105,10 +105,9 @@ class BatchNorm(_Affine):
     In training mode the layer calls the backend's fused ``batch_norm`` kernel when
     the backend offers one (capability ``batch_norm``: PyTorch, MXNet, NumPy) and
     composes ``unified.ops`` otherwise (JAX, where ``jax.jit`` fuses the
-    composition, as does a batch with one value per channel); ``fused = False`` on
-    an instance forces the composition. In
-    inference mode the running statistics are folded into one per-channel scale
-    and shift.
+    composition). A batch with one value per channel is always composed, and
+    ``fused = False`` on an instance forces the composition. In inference mode the
+    running statistics are folded into one per-channel scale and shift.
     """
 
     fused = True
