@@ -1,5 +1,5 @@
 """The measurement harness shared by the benchmark scripts (``train_step.py``,
-``cnn_step.py``, ``dropout_masks.py``).
+``cnn_step.py``, ``lstm_step.py``, ``dropout_masks.py``).
 
 A script describes, for each backend and model, a :class:`Case`: a ``unified``
 runner and one or more native runners (``run(n)`` does ``n`` steps, synchronises,

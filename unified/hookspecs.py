@@ -655,7 +655,34 @@ def rnn_layer(
     """
 
 
-OPTIONAL_HOOKS: frozenset[str] = frozenset({"jit", "rnn_layer"})
+@hookspec
+def batch_norm(
+    x: Array, gamma: Array | None, beta: Array | None, axis: int, eps: float
+) -> tuple[Array, Array, Array]:
+    """Optional: fused training-mode batch normalization with batch statistics.
+
+    A faster kernel for what ``unified.layers.norm.BatchNorm`` composes from
+    ``mean``, ``subtract``, ``square``, ``sqrt``, ``divide``, ``multiply`` and
+    ``add``; the layer calls it in training mode when the backend implements it
+    (capability ``batch_norm``) and keeps the running-statistics update itself.
+    With ``R`` the axes other than ``axis``, ``mean = mean_R(x)``,
+    ``var = mean_R((x - mean)**2)`` (biased) and
+    ``y = (x - mean) / sqrt(var + eps) * gamma + beta``.
+
+    :param x: the input, at least 2-d.
+    :param gamma: the scale, shape ``(C,)`` with ``C = x.shape[axis]``; ``None``
+        means ones (no scale).
+    :param beta: the shift, shape ``(C,)``; ``None`` means zeros (no shift).
+    :param axis: the channel axis, ``0 <= axis < x.ndim``.
+    :param eps: added to the variance.
+    :returns: ``(y, mean, var)``: ``y`` of ``x``'s shape, differentiable in ``x``,
+        ``gamma`` and ``beta``; ``mean`` and the biased ``var``, each ``(C,)``,
+        whose gradients are not needed (the layer only blends them into its
+        running statistics).
+    """
+
+
+OPTIONAL_HOOKS: frozenset[str] = frozenset({"batch_norm", "jit", "rnn_layer"})
 """Hooks a backend may leave out; each one it implements adds a capability."""
 
 NN_HOOKS: tuple[str, ...] = ("conv", "conv_transpose", "pool")

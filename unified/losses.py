@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from unified import ops
 from unified.backend import current_backend
 from unified.checks import check_labels, defer_label_check
@@ -68,11 +70,39 @@ def softmax_cross_entropy(
     if len(labels.shape) == len(logits.shape) - 1:
         depth = int(logits.shape[axis])
         concrete = check_labels(labels, depth)
+        if concrete and axis % len(logits.shape) == len(logits.shape) - 1:
+            picked = _pick_last(logp, labels, depth)
+            if picked is not None:
+                return _reduce(ops.negative(picked), reduction)
         onehot = ops.one_hot(labels, depth, _float_name(logits))
+        ndim, ax = len(logits.shape), axis % len(logits.shape)
+        if ax != ndim - 1:  # one_hot appends the class axis: move it to ``axis``
+            perm = [*range(ndim - 1)]
+            perm.insert(ax, ndim - 1)
+            onehot = ops.transpose(onehot, tuple(perm))
         if not concrete:
             defer_label_check(labels, onehot, depth)
         labels = onehot
     return _reduce(ops.negative(ops.sum(ops.multiply(logp, labels), axis)), reduction)
+
+
+def _pick_last(logp: Any, labels: Any, depth: int) -> Any:
+    """``logp[..., labels]`` (labels of ``logp``'s shape without the last axis), as
+    one ``take`` from the flattened ``logp`` at host-computed flat indices; ``None``
+    (use the one-hot product) for labels that are not integers or sizes past int32.
+
+    The same value and gradient as ``sum(logp * one_hot(labels), -1)`` (the sum
+    has one nonzero term), without the ``labels.size x depth`` one-hot matrix and
+    its product, which dominate the loss for large vocabularies.
+    """
+    table = current_backend()
+    host = np.asarray(table.to_numpy(labels))
+    if host.dtype.kind not in "iu" or host.size * depth >= 2**31:
+        return None
+    flat = np.arange(host.size, dtype=np.int64) * depth + host.reshape(-1)
+    index = table.asarray(flat.astype(np.int32), "int32")
+    picked = ops.take(ops.reshape(logp, (-1,)), index, 0)
+    return ops.reshape(picked, tuple(int(d) for d in labels.shape))
 
 
 def _float_name(x: Any) -> str:

@@ -61,6 +61,14 @@ MXNet 1.9 does not pool CPU memory, and fresh multi-megabyte buffers cost page
 faults on every step). A gradient array is never reused while anything refers to
 it; only a *native* view of it (``g.reshape``, ``g[i]``, ``g.detach()``) kept after
 the array itself is dropped is not tracked, so copy such a view if you keep it.
+:func:`asarray` hands a private copy of host data to MXNet through DLPack
+(``nd.from_numpy``) instead of ``nd.array``, whose ``SyncCopyFromCPU`` waits for
+every operator already queued in the engine: a new batch no longer stalls until
+the previous step has finished computing.
+
+Optional hooks: ``batch_norm`` (the fused ``BatchNorm`` operator,
+:mod:`unified_mxnet.norm`) and ``rnn_layer`` (the fused ``RNN`` operator,
+:mod:`unified_mxnet.recurrent`); no ``jit``.
 
 Importing this module imports ``mxnet``, applying :func:`_numpy_bool_shim` first.
 """
@@ -205,9 +213,23 @@ def asarray(x: Any, dtype: str) -> Array:
     try:
         if isinstance(x, _NDArray):
             return x.astype(dtype, copy=False)
+        name = numpy.dtype(dtype).name
+        if name in _DLPACK_DTYPES:
+            # A private C-contiguous copy handed over through DLPack: unlike
+            # ``nd.array`` (``SyncCopyFromCPU``), this does not wait for every
+            # operator already queued in the engine (the previous training step),
+            # so the next batch converts while the engine is still busy.
+            host = numpy.array(x, dtype=name, copy=True, order="C")
+            if host.size:
+                return _nd.from_numpy(host, zero_copy=True)
         return _nd.array(x, dtype=dtype)
     finally:
         _np_restore(prev)
+
+
+_DLPACK_DTYPES = frozenset(
+    {"float16", "float32", "float64", "int8", "int32", "int64", "uint8"}
+)
 
 
 @hookimpl
@@ -334,3 +356,5 @@ where = _shape_ops.where
 from unified_mxnet.nn import conv as conv  # noqa: E402
 from unified_mxnet.nn import conv_transpose as conv_transpose  # noqa: E402
 from unified_mxnet.nn import pool as pool  # noqa: E402
+from unified_mxnet.norm import batch_norm as batch_norm  # noqa: E402
+from unified_mxnet.recurrent import rnn_layer as rnn_layer  # noqa: E402

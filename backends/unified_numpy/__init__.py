@@ -17,6 +17,7 @@ import numpy as np
 from unified import BackendInfo, hookimpl
 from unified_numpy import tape as _tape
 from unified_numpy.nn import conv, conv_transpose, pool
+from unified_numpy.norm import batch_norm
 from unified_numpy.ops import (
     abs,
     add,
@@ -75,6 +76,7 @@ __all__ = [
     "assign",
     "astype",
     "backend_info",
+    "batch_norm",
     "clip",
     "concatenate",
     "conv",

@@ -13,10 +13,17 @@ or 2 spatial dimensions, channels first.
   added into a zero padded array with one strided-slice ``+=`` per kernel offset
   (``prod(kernel)`` NumPy calls, never a loop over elements), then the padding is
   cropped.
+* **stride 1** (and 1x1 kernels without padding at any stride), the common case,
+  takes a faster route with the same products: :mod:`unified_numpy.conv_flat`
+  (im2col and col2im as contiguous slices of the flattened padded input). The
+  generic route above serves strided and ``conv_transpose`` windows.
 * ``conv_transpose`` is the input-gradient of ``conv``; its own input-gradient is a
   ``conv``, and its weight-gradient the same product as ``conv``'s.
-* Pooling uses the same window view: ``max`` (padding is ``-inf``) remembers the
-  *first* maximum of each window (``argmax``) and sends the gradient there; ``avg``
+* Pooling uses the same window view: ``max`` (padding is ``-inf``) is a running
+  ``np.maximum`` over the ``prod(kernel)`` strided taps, and its gradient goes to
+  the *first* tap (in window order) equal to the maximum, found by one comparison
+  per tap (inputs holding NaNs take the slower ``argmax`` route, where the first
+  NaN wins); ``avg``
   divides the window sums by the divisors of :func:`unified.windows.pool_divisor`.
 
 As in :mod:`unified_numpy.ops`, plain arrays take the plain path; when an input is a
@@ -41,6 +48,7 @@ from unified.windows import (
     pool_output_size,
     pool_right_padding,
 )
+from unified_numpy import conv_flat as _flat
 from unified_numpy.tape import Node, record
 
 Array = Any
@@ -220,6 +228,10 @@ def conv(
         conv_output_size(*a)
         for a in zip(xv.shape[2:], kernel, stride, padding, dilation, strict=True)
     )
+    if _flat.applies(kernel, stride, padding):
+        return _flat.conv_flat(
+            x, weight, bias, xv, wv, bv, stride, padding, dilation, groups
+        )
     cols = _cols(_pad(xv, padding, padding), kernel, stride, dilation, out, groups)
     wm = wv.reshape(groups, co // groups, -1)
     y = _add_bias(_from_rows(np.matmul(cols, wm.transpose(0, 2, 1)), n, out), bv)
@@ -305,6 +317,44 @@ def conv_transpose(
 # ----------------------------------------------------------------------------------
 
 
+def _tap_index(kernel: Ints, stride: Ints, out: Ints) -> list[tuple[slice, ...]]:
+    """For each kernel offset (row-major: the order of a flattened window), the
+    index of the strided view of the padded input holding that element of every
+    window."""
+    return [
+        (slice(None), slice(None))
+        + tuple(
+            slice(k, k + (o - 1) * s + 1, s)
+            for k, o, s in zip(offs, out, stride, strict=True)
+        )
+        for offs in np.ndindex(*kernel)
+    ]
+
+
+def _first_max_grad(
+    xp: np.ndarray,
+    index: list[tuple[slice, ...]],
+    y: np.ndarray,
+    insz: Ints,
+    padding: Ints,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The backward of max pooling without NaNs: each window's gradient goes to
+    the first tap (in window order) equal to the window's maximum."""
+
+    def grad(g: np.ndarray) -> np.ndarray:
+        acc = np.zeros(xp.shape, dtype=g.dtype)
+        taken = np.zeros(y.shape, dtype=bool)
+        for where in index:
+            hit = xp[where] == y
+            hit &= ~taken
+            taken |= hit
+            acc[where] += np.where(hit, g, 0)
+        inner = tuple(slice(p, p + s) for s, p in zip(insz, padding, strict=True))
+        return acc[(slice(None), slice(None), *inner)]
+
+    return grad
+
+
 def _divisor(
     insz: Ints,
     kernel: Ints,
@@ -370,9 +420,15 @@ def pool(
 
         return record(y, (x,), (grad_avg,))
 
+    index = _tap_index(kernel, stride, out)  # max: a running maximum over the taps
+    y = xp[index[0]].copy()
+    for where in index[1:]:
+        np.maximum(y, xp[where], out=y)
     if type(x) is not Node:
-        return view.max(axis=kaxes)
-    flat = view.reshape(n, c, *out, -1)
+        return y
+    if not np.isnan(y).any():
+        return record(y, (x,), (_first_max_grad(xp, index, y, insz, padding),))
+    flat = view.reshape(n, c, *out, -1)  # NaNs: argmax finds the first one
     first = flat.argmax(axis=-1)[..., None]  # the first maximum of each window
     y = np.take_along_axis(flat, first, axis=-1)[..., 0]
 

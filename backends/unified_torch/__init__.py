@@ -25,7 +25,8 @@ Notes on the contract:
 * Reductions follow NumPy for ``axis=()`` (reduce over no axis), where torch's
   ``dim=()`` would reduce over every axis.
 * No ``jit`` hook: this backend declares no ``jit`` capability. The optional
-  ``rnn_layer`` hook (capability ``rnn_layer``) runs torch's fused RNN kernels.
+  ``rnn_layer`` hook (capability ``rnn_layer``) runs torch's fused RNN kernels, and
+  the optional ``batch_norm`` hook (capability ``batch_norm``) ``torch.batch_norm``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from unified_torch import shape_ops as _shape_ops
 from unified_torch.nn import conv as conv
 from unified_torch.nn import conv_transpose as conv_transpose
 from unified_torch.nn import pool as pool
+from unified_torch.norm import batch_norm as batch_norm
 from unified_torch.recurrent import rnn_layer as rnn_layer
 
 _DTYPES: dict[str, torch.dtype] = {

@@ -139,6 +139,29 @@ CASES: list[Case] = [
     ),
     _conv("conv-1d-depthwise", (1, 3, 8), (3, 1, 4), False, (3,), (1,), (1,), 3),
     _conv("conv-2d", (2, 3, 6, 5), (4, 3, 3, 3), True, (1, 1), (1, 1), (1, 1), 1),
+    _conv(
+        "conv-2d-stride1-dilation-groups",
+        (2, 4, 6, 7),
+        (6, 2, 3, 2),
+        True,
+        (1, 1),
+        (2, 1),
+        (2, 1),
+        2,
+    ),
+    _conv(
+        "conv-2d-1x1-stride2",
+        (2, 4, 7, 6),
+        (6, 4, 1, 1),
+        True,
+        (2, 2),
+        (0, 0),
+        (1, 1),
+        1,
+    ),
+    _conv(
+        "conv-1d-1x1-stride3-groups", (2, 4, 10), (4, 2, 1), False, (3,), (0,), (1,), 2
+    ),
     _conv("conv-2d-mixed", (2, 4, 7, 8), (6, 2, 3, 2), True, (2, 1), (1, 2), (1, 2), 2),
     _conv(
         "conv-2d-depthwise-x2-odd",
@@ -432,4 +455,45 @@ def test_one_by_one_conv_is_a_channel_matmul(backend):
     ].astype(np.float64)
     np.testing.assert_allclose(
         np.asarray(backend.to_numpy(got)), expected, rtol=1e-5, atol=1e-5
+    )
+
+
+def _max_pool_first_max64(x: np.ndarray, k: int, s: int, p: int, g: np.ndarray):
+    """Float64 loops: 2-d max pooling (padding -inf) and the gradient of
+    ``sum(out * g)`` sent to the first maximum of each window (row-major order; a
+    NaN counts as the maximum, as in ``numpy.argmax``)."""
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + 2 * p, w + 2 * p), -np.inf)
+    xp[:, :, p : p + h, p : p + w] = x
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    y, dxp = np.zeros((n, c, oh, ow)), np.zeros_like(xp)
+    for i, j, a, b in np.ndindex(n, c, oh, ow):
+        window = xp[i, j, a * s : a * s + k, b * s : b * s + k]
+        r, q = divmod(int(np.argmax(window)), k)
+        y[i, j, a, b] = window[r, q]
+        dxp[i, j, a * s + r, b * s + q] += g[i, j, a, b]
+    return y, dxp[:, :, p : p + h, p : p + w]
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_max_pool_gradient_goes_to_the_first_maximum(backend, k, s, p):
+    """Inputs full of ties (ReLU-like zeros, repeated integers): each window's
+    gradient goes to its first maximum only, as the hookspec states."""
+    rng = np.random.default_rng(5)
+    x = np.maximum(rng.integers(-2, 3, (2, 3, 6, 6)), 0).astype(np.float32)
+    out_shape = (2, 3, (6 + 2 * p - k) // s + 1, (6 + 2 * p - k) // s + 1)
+    g = rng.standard_normal(out_shape).astype(np.float32)
+    want_y, want_dx = _max_pool_first_max64(x.astype(np.float64), k, s, p, g)
+    ct = backend.asarray(g, "float32")
+
+    def loss(arrays: list[Any]) -> Any:
+        out = backend.pool(arrays[0], "max", (k, k), (s, s), (p, p), False, True)
+        return backend.sum(backend.multiply(out, ct), None, False)
+
+    _, (dx,) = backend.value_and_grad(loss, [backend.asarray(x, "float32")])
+    y = backend.pool(backend.asarray(x, "float32"), "max", (k, k), (s, s), (p, p),
+                     False, True)  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(backend.to_numpy(y)), want_y)
+    np.testing.assert_allclose(
+        np.asarray(backend.to_numpy(dx), np.float64), want_dx, rtol=1e-6, atol=1e-6
     )

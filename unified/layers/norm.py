@@ -22,8 +22,10 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
+from unified import backend as _backend
 from unified import modes, ops
 from unified.nets import Net
 from unified.parameters import Parameter
@@ -99,7 +101,17 @@ class BatchNorm(_Affine):
         use_global_stats: always use (and never update) the running statistics.
         unbiased_running_var: see above.
         in_channels: the channel count; ``0`` infers it at the first forward.
+
+    In training mode the layer calls the backend's fused ``batch_norm`` kernel when
+    the backend offers one (capability ``batch_norm``: PyTorch, MXNet, NumPy) and
+    composes ``unified.ops`` otherwise (JAX, where ``jax.jit`` fuses the
+    composition). A batch with one value per channel is always composed, and
+    ``fused = False`` on an instance forces the composition. In inference mode the
+    running statistics are folded into one per-channel scale and shift.
     """
+
+    fused = True
+    """Use the backend's fused ``batch_norm`` kernel when it offers one."""
 
     def __init__(
         self,
@@ -139,16 +151,48 @@ class BatchNorm(_Affine):
         self._ready(channels)
         shape = tuple(channels if i == axis else 1 for i in range(ndim))
         if self.use_global_stats or not modes.is_training(self):
-            mean = ops.reshape(self.running_mean.data(), shape)
-            var = ops.reshape(self.running_var.data(), shape)
-            return self._affine(_normalize(x, mean, var, self.epsilon), shape)
+            return self._inference(x, shape)
         reduce = tuple(i for i in range(ndim) if i != axis)
+        count = math.prod(int(x.shape[i]) for i in reduce)
+        kernel = self._kernel() if count > 1 else None  # one value: y is beta
+        if kernel is not None:
+            gamma = None if self.gamma is None else self.gamma.data()
+            beta = None if self.beta is None else self.beta.data()
+            y, mean, var = kernel(x, gamma, beta, axis, self.epsilon)
+            self._update(mean, var, count)
+            return y
         mean = ops.mean(x, reduce, True)
         centered = ops.subtract(x, mean)
         var = ops.mean(ops.square(centered), reduce, True)
         y = ops.divide(centered, ops.sqrt(ops.add(var, self.epsilon)))
-        self._update(mean, var, math.prod(int(x.shape[i]) for i in reduce))
+        self._update(mean, var, count)
         return self._affine(y, shape)
+
+    def _kernel(self) -> Callable[..., Any] | None:
+        """The backend's optional fused ``batch_norm`` hook, if it has one and
+        ``fused`` is on."""
+        if not self.fused:
+            return None
+        table = self._backend or _backend.current_backend()
+        if "batch_norm" not in table.capabilities:
+            return None
+        kernel: Callable[..., Any] = table.batch_norm
+        return kernel
+
+    def _inference(self, x: Any, shape: tuple[int, ...]) -> Any:
+        """``x * scale + shift`` with the running statistics folded into per-channel
+        vectors: two full-size operations instead of five."""
+        scale = ops.divide(
+            1.0, ops.sqrt(ops.add(self.running_var.data(), self.epsilon))
+        )
+        if self.gamma is not None:
+            scale = ops.multiply(scale, self.gamma.data())
+        shift = ops.negative(ops.multiply(self.running_mean.data(), scale))
+        if self.beta is not None:
+            shift = ops.add(shift, self.beta.data())
+        return ops.add(
+            ops.multiply(x, ops.reshape(scale, shape)), ops.reshape(shift, shape)
+        )
 
     def _update(self, mean: Any, var: Any, count: int) -> None:
         """Blend the batch statistics into the running ones."""
