@@ -210,7 +210,42 @@ def leaf(block: Any) -> Net | str | None:
         return Identity()
     if type(block) is nn.PReLU:
         return "PReLU (unified has no PReLU layer)"
+    if isinstance(block, mx.gluon.rnn.rnn_layer._RNNLayer):
+        return _recurrent_leaf(block)
     return None
+
+
+def _recurrent_leaf(block: Any) -> Net | str:
+    """``gluon.rnn.RNN/LSTM/GRU`` as the unified layer, its parameters listed
+    under Gluon's structural keys (``_unfused.0.l_cell.i2h_weight``, see
+    :func:`unified.layers.recurrent.gluon_file_name`)."""
+    from unified.layers.recurrent import gluon_file_name, rename
+
+    refused = []
+    if getattr(block, "_projection_size", None):
+        refused.append(f"projection_size={block._projection_size}")
+    clip = (block._lstm_state_clip_min, block._lstm_state_clip_max)
+    if block._mode == "lstm" and clip != (None, None):
+        refused.append("state clipping")
+    if getattr(block, "_use_sequence_length", False):
+        refused.append("use_sequence_length")
+    if refused:
+        return ", ".join(refused) + " (unified's recurrent layers have none)"
+    kw: dict[str, Any] = {
+        "num_layers": block._num_layers,
+        "layout": block._layout,
+        "dropout": float(block._dropout),
+        "bidirectional": block._dir == 2,
+        "input_size": block.l0_i2h_weight.shape[1],
+        "dtype": np.dtype(block._dtype).name,
+    }
+    mode = block._mode
+    if mode.startswith("rnn_"):
+        layer: Any = L.RNN(block._hidden_size, activation=mode[4:], **kw)
+    else:
+        layer = (L.LSTM if mode == "lstm" else L.GRU)(block._hidden_size, **kw)
+    bidirectional = block._dir == 2
+    return rename(layer, lambda own: gluon_file_name(own, bidirectional))
 
 
 def _conv_leaf(block: Any) -> Net | str:
