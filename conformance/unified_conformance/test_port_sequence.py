@@ -215,9 +215,9 @@ def test_load_native_torch_lstm_state_dict(backend):
 def test_from_gluon_embedding_lstm_dense(backend):
     """Gluon's Embedding + bidirectional LSTM + Dense: Gluon's outputs, names the
     keys of ``_collect_params_with_prefix`` (``1._unfused.0.l_cell.i2h_weight``)."""
-    import mxnet as mx
-    import unified_mxnet  # noqa: F401
-    from mxnet import gluon
+    from unified_mxnet import mx  # restores numpy.bool before mxnet loads
+
+    gluon = mx.gluon
 
     mx.random.seed(0)
     block = gluon.nn.HybridSequential()
@@ -241,9 +241,9 @@ def test_from_gluon_embedding_lstm_dense(backend):
 @pytest.mark.reference("mxnet")
 @pytest.mark.parametrize("kind", ["GRU", "RNN"])
 def test_from_gluon_gru_and_rnn(backend, kind):
-    import mxnet as mx
-    import unified_mxnet  # noqa: F401
-    from mxnet import gluon
+    from unified_mxnet import mx  # restores numpy.bool before mxnet loads
+
+    gluon = mx.gluon
 
     mx.random.seed(1)
     extra = {"activation": "relu"} if kind == "RNN" else {}

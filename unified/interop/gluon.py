@@ -332,16 +332,25 @@ def from_gluon(source: Any, *example_inputs: Any) -> Net:
     """Convert a Gluon block, or export files, into a unified net (SPEC 14).
 
     ``source`` is a Gluon ``Block`` whose parameters are initialized (pass
-    ``example_inputs`` to run them through it first if its shapes are deferred).
-    Files written by ``HybridBlock.export`` are not read (their symbol graph has
-    lost the block structure the names come from): rebuild the block and
-    ``load_parameters``. The result lives on the active backend, in inference mode
+    ``example_inputs`` to run them through it first if its shapes are deferred),
+    or the files ``HybridBlock.export`` wrote: their prefix, the
+    ``-symbol.json`` path or the pair ``(symbol_file, params_file)`` (see
+    :mod:`unified.interop.gluon_export`; the names are the file's global
+    names). The result lives on the active backend, in inference mode
     on a plain call. Anything unified cannot reproduce exactly raises one
     :class:`~unified.interop.graph.ConversionError` listing every place.
     """
+    from unified.interop.gluon_export import export_files, from_export
+
+    files = export_files(source)
+    if files is not None:
+        return from_export(*files)
     mx = _mx()
     if not isinstance(source, mx.gluon.Block):
-        raise TypeError(f"from_gluon takes a Gluon Block, got {type(source).__name__}")
+        raise TypeError(
+            "from_gluon takes a Gluon Block, an export prefix or a pair "
+            f"(symbol_file, params_file), got {type(source).__name__}"
+        )
     if example_inputs:
         source(*[mx.nd.array(np.asarray(x)) for x in example_inputs])
     structural = source._collect_params_with_prefix()
