@@ -3,9 +3,11 @@
 ``inspect`` lists the arrays of a checkpoint (``.safetensors``, a weights-only
 PyTorch ``.pt``/``.pth``, a Gluon ``.params`` file): name, shape, dtype, and the
 metadata a safetensors file carries. ``port`` rewrites such a file for another
-framework under the same structural names: ``--to torch`` a ``.pt`` state_dict,
-``--to mxnet`` a Gluon ``.params`` file (``load_parameters`` reads it),
-``--to jax``/``numpy`` a ``.safetensors`` file; the values are copied bit for bit.
+framework under the same structural names (``SRC`` may also be the prefix of a
+``HybridBlock.export`` pair, whose global names are kept): ``--to torch`` a
+``.pt`` state_dict, ``--to mxnet`` a Gluon ``.params`` file (``load_parameters``
+reads it), ``--to jax``/``numpy`` a ``.safetensors`` file; the values are copied
+bit for bit.
 """
 
 from __future__ import annotations

@@ -210,7 +210,42 @@ def leaf(block: Any) -> Net | str | None:
         return Identity()
     if type(block) is nn.PReLU:
         return "PReLU (unified has no PReLU layer)"
+    if isinstance(block, mx.gluon.rnn.rnn_layer._RNNLayer):
+        return _recurrent_leaf(block)
     return None
+
+
+def _recurrent_leaf(block: Any) -> Net | str:
+    """``gluon.rnn.RNN/LSTM/GRU`` as the unified layer, its parameters listed
+    under Gluon's structural keys (``_unfused.0.l_cell.i2h_weight``, see
+    :func:`unified.layers.recurrent.gluon_file_name`)."""
+    from unified.layers.recurrent import gluon_file_name, rename
+
+    refused = []
+    if getattr(block, "_projection_size", None):
+        refused.append(f"projection_size={block._projection_size}")
+    clip = (block._lstm_state_clip_min, block._lstm_state_clip_max)
+    if block._mode == "lstm" and clip != (None, None):
+        refused.append("state clipping")
+    if getattr(block, "_use_sequence_length", False):
+        refused.append("use_sequence_length")
+    if refused:
+        return ", ".join(refused) + " (unified's recurrent layers have none)"
+    kw: dict[str, Any] = {
+        "num_layers": block._num_layers,
+        "layout": block._layout,
+        "dropout": float(block._dropout),
+        "bidirectional": block._dir == 2,
+        "input_size": block.l0_i2h_weight.shape[1],
+        "dtype": np.dtype(block._dtype).name,
+    }
+    mode = block._mode
+    if mode.startswith("rnn_"):
+        layer: Any = L.RNN(block._hidden_size, activation=mode[4:], **kw)
+    else:
+        layer = (L.LSTM if mode == "lstm" else L.GRU)(block._hidden_size, **kw)
+    bidirectional = block._dir == 2
+    return rename(layer, lambda own: gluon_file_name(own, bidirectional))
 
 
 def _conv_leaf(block: Any) -> Net | str:
@@ -297,16 +332,25 @@ def from_gluon(source: Any, *example_inputs: Any) -> Net:
     """Convert a Gluon block, or export files, into a unified net (SPEC 14).
 
     ``source`` is a Gluon ``Block`` whose parameters are initialized (pass
-    ``example_inputs`` to run them through it first if its shapes are deferred).
-    Files written by ``HybridBlock.export`` are not read (their symbol graph has
-    lost the block structure the names come from): rebuild the block and
-    ``load_parameters``. The result lives on the active backend, in inference mode
+    ``example_inputs`` to run them through it first if its shapes are deferred),
+    or the files ``HybridBlock.export`` wrote: their prefix, the
+    ``-symbol.json`` path or the pair ``(symbol_file, params_file)`` (see
+    :mod:`unified.interop.gluon_export`; the names are the file's global
+    names). The result lives on the active backend, in inference mode
     on a plain call. Anything unified cannot reproduce exactly raises one
     :class:`~unified.interop.graph.ConversionError` listing every place.
     """
+    from unified.interop.gluon_export import export_files, from_export
+
+    files = export_files(source)
+    if files is not None:
+        return from_export(*files)
     mx = _mx()
     if not isinstance(source, mx.gluon.Block):
-        raise TypeError(f"from_gluon takes a Gluon Block, got {type(source).__name__}")
+        raise TypeError(
+            "from_gluon takes a Gluon Block, an export prefix or a pair "
+            f"(symbol_file, params_file), got {type(source).__name__}"
+        )
     if example_inputs:
         source(*[mx.nd.array(np.asarray(x)) for x in example_inputs])
     structural = source._collect_params_with_prefix()

@@ -147,6 +147,8 @@ class GraphNet(Net):
                 target = self.sub(node.layer)
                 if isinstance(target, Parameter):
                     values.append(target.data())
+                elif "call" in node.attrs:
+                    values.append(torch_call(target, xs, node.attrs))
                 elif node.attrs.get("bare"):
                     values.append(bare(target, xs[0]))
                 else:
@@ -174,6 +176,51 @@ def bare(layer: Any, x: Any) -> Any:
         return layer(x)
     finally:
         object.__setattr__(layer, "activation", saved)
+
+
+def torch_call(layer: Any, xs: list[Any], attrs: dict[str, Any]) -> Any:
+    """Call a sequence layer as PyTorch calls its module (``attrs["call"]``):
+    a recurrent layer returns ``(output, h_n)`` or ``(output, (h_n, c_n))`` from
+    zero initial states, attention ``(output, weights)`` (``need_weights``
+    defaults to ``True``), a transformer layer its output. ``attrs["kw"]`` holds
+    constant keyword arguments, ``attrs["kw_inputs"]`` the names of the keyword
+    arguments that are the last inputs."""
+    names = list(attrs.get("kw_inputs", []))
+    positional = xs[: len(xs) - len(names)]
+    kw = dict(attrs.get("kw", {}))
+    kw.update(zip(names, xs[len(positional) :]))
+    if attrs["call"] == "recurrent":
+        x = positional[0]
+        batch = int(x.shape[1 if layer.layout == "TNC" else 0])
+        out, new = layer(x, layer.begin_state(batch))
+        return (out, tuple(new)) if layer.n_states == 2 else (out, new[0])
+    if attrs["call"] == "attention":
+        kw.setdefault("need_weights", True)
+        result = layer(*positional, **kw)
+        return result if isinstance(result, tuple) else (result, None)
+    return layer(*positional, **kw)
+
+
+def _getitem(xs: list[Any], a: dict[str, Any]) -> Any:
+    """``value[key]``: an item of a tuple output, or basic indexing of an array
+    with integers and slices of step 1 (``out[:, -1]``)."""
+    x, key = xs[0], a["key"]
+    if isinstance(x, (tuple, list)):
+        return x[key]
+    key = key if isinstance(key, tuple) else (key,)
+    drop = []
+    for axis, k in enumerate(key):
+        size = int(x.shape[axis])
+        if isinstance(k, int):
+            i = k % size
+            x = ops.slice_axis(x, axis, i, i + 1)
+            drop.append(axis)
+        else:
+            start, stop, _ = k.indices(size)
+            if (start, stop) != (0, size):
+                x = ops.slice_axis(x, axis, start, stop)
+    shape = [int(d) for i, d in enumerate(x.shape) if i not in drop]
+    return ops.reshape(x, tuple(shape)) if drop else x
 
 
 def _reshape(xs: list[Any], a: dict[str, Any]) -> Any:
@@ -236,6 +283,7 @@ def _unary(fn: Callable[[Any], Any]) -> Callable[[list[Any], dict[str, Any]], An
 
 OPS: dict[str, Any] = {
     "identity": lambda xs, a: xs[0],
+    "getitem": _getitem,
     "relu": _unary(F.relu),
     "sigmoid": _unary(F.sigmoid),
     "tanh": _unary(F.tanh),

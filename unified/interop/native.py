@@ -2,8 +2,9 @@
 
 Sources: a PyTorch ``state_dict`` (or any name -> array mapping), a ``.pt``/``.pth``
 file (read with ``torch.load(weights_only=True)``: no pickle code runs), a
-``.safetensors`` file, a Gluon ``.params`` file written by ``save_parameters``, a
-Gluon ``Block`` or a ``torch.nn.Module``.
+``.safetensors`` file, a Gluon ``.params`` file written by ``save_parameters``, the
+prefix of a ``HybridBlock.export`` pair (its global names), a Gluon ``Block`` or a
+``torch.nn.Module``.
 
 Matching: when the source's names are exactly the net's names, by name. Otherwise
 by structure: the source's arrays in order (PyTorch's ``num_batches_tracked``
@@ -31,6 +32,11 @@ def read_native(source: Any) -> tuple[dict[str, np.ndarray], str]:
     """The source's arrays by name, in order, and a word naming the source."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
+        from unified.interop.gluon_export import export_arrays, export_files
+
+        files = export_files(path)
+        if files is not None:
+            return export_arrays(*files), "Gluon export"
         if not os.path.exists(path):
             raise CheckpointError(f"no such checkpoint file: {path!r}")
         if path.endswith(".safetensors"):
@@ -114,7 +120,7 @@ def _gluon_file(path: str) -> dict[str, np.ndarray]:
         raise CheckpointError(
             f"{path!r} was written by HybridBlock.export (global names, arguments "
             "and auxiliary states apart): convert the export with "
-            "unified.from_gluon(block) or load a save_parameters file"
+            "unified.from_gluon(prefix) or load a save_parameters file"
         )
     return {k: v.asnumpy() for k, v in loaded.items()}
 

@@ -50,6 +50,20 @@ _METHOD_UN = {
 _METHOD_BIN = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide"}
 
 
+def _basic_index(key: Any) -> bool:
+    """Whether ``key`` is an int, a slice of step 1 or a tuple of those."""
+    keys = key if isinstance(key, tuple) else (key,)
+    return all(
+        isinstance(k, int)
+        or (
+            isinstance(k, slice)
+            and k.step in (None, 1)
+            and all(isinstance(v, (int, type(None))) for v in (k.start, k.stop))
+        )
+        for k in keys
+    )
+
+
 class _Builder:
     def __init__(self, net: GraphNet, n_inputs: int) -> None:
         self.net = net
@@ -82,8 +96,7 @@ class _Builder:
         if n.op == "get_attr":
             return self.emit(Node(n.name, "layer", [], layer=str(f)))
         if n.op == "call_module":
-            xs = [self.ref(a) for a in args]
-            return self.emit(Node(n.name, "layer", xs, layer=str(f)))
+            return self.module(n, str(f), args, kw)
         if n.op == "call_function":
             return self.function(n, f, args, kw)
         if n.op == "call_method":
@@ -130,9 +143,42 @@ class _Builder:
                 "F.dropout (use nn.Dropout: its masks follow the mode)"
             )
         if f is operator.getitem and isinstance(args[0], fx.Node):
-            raise ConversionError("indexing a traced value")
+            if not _basic_index(args[1]):
+                raise ConversionError(f"indexing with {args[1]!r}")
+            return self.emit(
+                Node(n.name, "getitem", [self.ref(args[0])], {"key": args[1]})
+            )
         name = getattr(f, "__name__", str(f))
         raise ConversionError(f"function {name} is not supported by unified")
+
+    def module(self, n: fx.Node, path: str, args: Any, kw: dict[str, Any]) -> int:
+        """A call of a converted module; sequence layers keep PyTorch's calling
+        convention (see :func:`unified.interop.graph.torch_call`)."""
+        from unified import layers as L
+
+        layer = self.net.sub(path)
+        xs = [self.ref(a) for a in args]
+        call = None
+        if isinstance(layer, (L.LSTM, L.GRU, L.RNN)):
+            call = "recurrent"
+            if len(args) > 1 or any(v is not None for v in kw.values()):
+                raise ConversionError("initial states (only zeros, hx=None)")
+            kw = {}
+        elif isinstance(layer, L.MultiHeadAttention):
+            call = "attention"
+        elif isinstance(layer, L.TransformerEncoderLayer):
+            call = "encoder"
+            if kw.pop("is_causal", False):
+                raise ConversionError("is_causal=True (pass the causal src_mask)")
+        elif kw:
+            raise ConversionError(f"keyword arguments {sorted(kw)}")
+        if call is None:
+            return self.emit(Node(n.name, "layer", xs, layer=path))
+        const = {k: v for k, v in kw.items() if not isinstance(v, fx.Node)}
+        refs = [k for k, v in kw.items() if isinstance(v, fx.Node)]
+        xs += [self.ref(kw[k]) for k in refs]
+        attrs = {"call": call, "kw": const, "kw_inputs": refs}
+        return self.emit(Node(n.name, "layer", xs, attrs, layer=path))
 
     def method(self, n: fx.Node, name: str, args: Any, kw: dict[str, Any]) -> int:
         if name in _METHOD_UN:

@@ -161,7 +161,9 @@ def leaf(m: Any) -> Net | str | None:
         return L.Embedding(m.num_embeddings, m.embedding_dim)
     if t in _ACTS:
         return _ACTS[t](m)
-    return None
+    from unified.interop.torch_seq import sequence_leaf
+
+    return sequence_leaf(m)
 
 
 def convert(m: nn.Module, path: str, problems: list[str], trace: bool) -> Net:

@@ -45,7 +45,15 @@ from unified.nets import Net
 from unified.parameters import Parameter
 from unified.validation import number, one_of, positive_int
 
-__all__ = ["GRU", "LSTM", "RNN", "gluon_file_name", "gluon_name", "torch_name"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "gluon_file_name",
+    "gluon_name",
+    "rename",
+    "torch_name",
+]
 
 # -- cells: one time step, given the precomputed input projection ``xp`` ----------
 State = list[Any]
@@ -118,6 +126,10 @@ class _Recurrent(Net):
         self.input_size = positive_int(input_size, "input_size", owner, minimum=0)
         self.dtype = np.dtype(dtype).name
         self.directions = 2 if self.bidirectional else 1
+        self.aliases: dict[str, str] = {}
+        """The registered name of each parameter listed under another name than
+        its own (``l0_i2h_weight`` -> ``weight_ih_l0`` in a net converted from
+        PyTorch, see :func:`rename`); empty for a layer built by hand."""
         # Host-drawn dropout masks: inputs of a compiled Trainer step (see Dropout).
         self.draws_host_randomness = self.dropout > 0 and self.num_layers > 1
         rows, hidden = self.gates * self.hidden_size, self.hidden_size
@@ -144,7 +156,7 @@ class _Recurrent(Net):
         raise NotImplementedError
 
     def _param(self, name: str) -> Parameter:
-        value = self._entries[name]
+        value = self._entries[self.aliases.get(name, name)]
         assert isinstance(value, Parameter)
         return value
 
@@ -334,6 +346,37 @@ class _Recurrent(Net):
         if self.bidirectional:
             text += ", bidirectional"
         return text
+
+
+def rename(layer: _Recurrent, name_of: Callable[[str], str]) -> _Recurrent:
+    """List ``layer``'s parameters under ``name_of(own_name)`` (a converter keeps
+    the source's names this way: ``torch_name``, or Gluon's file keys); the layer
+    computes as before. Returns ``layer``.
+
+    Example::
+
+        >>> import unified as U
+        >>> from unified.layers.recurrent import rename, torch_name
+        >>> lstm = rename(U.LSTM(3, input_size=2), torch_name)
+        >>> list(lstm.params())[:2]
+        ['weight_ih_l0', 'weight_hh_l0']
+    """
+    from unified import nets
+
+    canonical = {registered: own for own, registered in layer.aliases.items()}
+    entries: dict[str, Any] = {}
+    for registered, value in layer._entries.items():
+        if isinstance(value, Parameter):
+            own = canonical.get(registered, registered)
+            new = name_of(own)
+            layer.aliases[own] = new
+            value.name = new
+            entries[new] = value
+        else:
+            entries[registered] = value
+    object.__setattr__(layer, "_entries", entries)
+    nets._bump()
+    return layer
 
 
 _ARGUMENTS = """
