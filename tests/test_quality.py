@@ -166,3 +166,21 @@ def test_every_hook_is_documented_and_tested(hook):
         f"no conformance test calls hook {hook} (as backend.{hook}(...), "
         f"ops.{hook}(...) or getattr(backend, name) over a parametrize list)"
     )
+
+
+def test_no_merge_conflict_markers_are_committed():
+    """A half-resolved merge (``<<<<<<<`` / ``>>>>>>>`` lines) never lands."""
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
+    if not files:  # not a git checkout (an sdist): nothing to check
+        return
+    marked = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix in {".png", ".params"} or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        if re.search(r"^(<{7}|>{7}) ", text, re.M):
+            marked.append(name)
+    assert not marked, f"merge conflict markers in {marked}"
