@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,18 +27,47 @@ import numpy as np
 from unified import ops
 from unified.backend import current_backend
 
-_collecting: list[tuple[Any, str]] | None = None
+
+class Collector(list[tuple[Any, str]]):
+    """The checks found while a compiled step is traced.
+
+    Items are ``(traced count of bad entries, message)``: outputs of the step that
+    the caller reads before writing back. A check of data that is itself one of
+    the step's batch arguments (labels passed straight in) is recorded in
+    :attr:`host` instead, as ``(argument index, upper bound, message maker)``, and
+    the caller checks that argument on the host: no output, no wait for the step.
+    """
+
+    def __init__(self, batch: Sequence[Any] = ()) -> None:
+        super().__init__()
+        self.batch = list(batch)
+        self.host: list[tuple[int, int, Callable[[Any], str]]] = []
+
+    def argument(self, x: Any) -> int | None:
+        """The index of ``x`` among the batch arguments, or ``None``."""
+        return next((i for i, b in enumerate(self.batch) if b is x), None)
+
+
+_collecting: Collector | None = None
 
 
 @contextmanager
-def collecting() -> Iterator[list[tuple[Any, str]]]:
-    """Collect ``(traced count of bad entries, message)`` pairs while tracing."""
+def collecting(batch: Sequence[Any] = ()) -> Iterator[Collector]:
+    """Collect the checks of a traced step whose batch arguments are ``batch``."""
     global _collecting
-    previous, _collecting = _collecting, []
+    previous, _collecting = _collecting, Collector(batch)
     try:
         yield _collecting
     finally:
         _collecting = previous
+
+
+def check_host(values: Any, high: int, message: Callable[[Any], str]) -> None:
+    """Raise :class:`IndexError` if an entry of ``values`` is outside ``[0, high)``."""
+    host = np.asarray(values)
+    if host.size and (host.min() < 0 or host.max() >= high):
+        bad = host[(host < 0) | (host >= high)].ravel()[0]
+        raise IndexError(message(bad.item()))
 
 
 def label_message(bad: Any, depth: int) -> str:
@@ -60,17 +89,21 @@ def check_labels(labels: Any, depth: int) -> bool:
         host = np.asarray(current_backend().to_numpy(labels))
     except Exception:  # a tracer inside a compiled step
         return False
-    if host.size and (host.min() < 0 or host.max() >= depth):
-        bad = host[(host < 0) | (host >= depth)].ravel()[0]
-        raise IndexError(label_message(bad.item(), depth))
+    check_host(host, depth, lambda bad: label_message(bad, depth))
     return True
 
 
 def defer_label_check(labels: Any, onehot: Any, depth: int) -> None:
-    """Count the bad labels of a traced batch: the all-zero rows of ``onehot``."""
-    if _collecting is not None:
-        count = ops.subtract(float(np.prod(labels.shape)), ops.sum(onehot))
-        _collecting.append((count, label_message("(in a compiled step)", depth)))
+    """Check traced labels: on the host when they are a batch argument, else by
+    counting the all-zero rows of ``onehot`` (an output of the step)."""
+    if _collecting is None:
+        return
+    index = _collecting.argument(labels)
+    if index is not None:
+        _collecting.host.append((index, depth, lambda bad: label_message(bad, depth)))
+        return
+    count = ops.subtract(float(np.prod(labels.shape)), ops.sum(onehot))
+    _collecting.append((count, label_message("(in a compiled step)", depth)))
 
 
 def index_message(bad: Any, size: int, owner: str) -> str:
@@ -93,7 +126,12 @@ def check_indices(indices: Any, size: int, owner: str) -> None:
     try:
         host = np.asarray(current_backend().to_numpy(indices))
     except Exception:  # a tracer inside a compiled step
-        if _collecting is not None:
+        index = None if _collecting is None else _collecting.argument(indices)
+        if _collecting is not None and index is not None:
+            _collecting.host.append(
+                (index, size, lambda bad: index_message(bad, size, owner))
+            )
+        elif _collecting is not None:
             low = ops.sum(ops.astype(ops.less(indices, 0), "float32"), None, False)
             high = ops.sum(
                 ops.astype(ops.greater(indices, size - 1), "float32"), None, False
@@ -102,6 +140,4 @@ def check_indices(indices: Any, size: int, owner: str) -> None:
                 (ops.add(low, high), index_message("(in a compiled step)", size, owner))
             )
         return
-    if host.size and (host.min() < 0 or host.max() >= size):
-        bad = host[(host < 0) | (host >= size)].ravel()[0]
-        raise IndexError(index_message(bad.item(), size, owner))
+    check_host(host, size, lambda bad: index_message(bad, size, owner))

@@ -72,7 +72,7 @@ class Trainer:
         self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
         # key -> (compiled step, which state parameters its trace wrote, the
         # messages of the checks its trace found: see unified.checks)
-        self._compiled: dict[Any, tuple[Callable[..., Any], list[bool], list[str], Any]]
+        self._compiled: dict[Any, tuple[Any, ...]]
         self._compiled = {}
         self._plan: _Plan | None = None
         self._coeffs: tuple[np.ndarray, Any] | None = None
@@ -229,6 +229,7 @@ class Trainer:
             names = tuple(tuple(c) for c in host)
             written: list[bool] = []
             messages: list[str] = []
+            host_checks: list[Any] = []
             pure = _pure_step(
                 self.net,
                 opt,
@@ -242,14 +243,21 @@ class Trainer:
                 plan.states,
                 written,
                 messages,
+                host_checks,
             )
             requests = (
                 self._mask_requests(pure, plan, states, device_coeffs, batch)
                 if plan.random
                 else []
             )
-            hit = self._compiled[key] = (table.jit(pure), written, messages, requests)
-        fn, written, messages, requests = hit
+            hit = self._compiled[key] = (
+                table.jit(pure),
+                written,
+                messages,
+                requests,
+                host_checks,
+            )
+        fn, written, messages, requests, host_checks = hit
         previous = _backend._active
         _backend.activate(table)
         try:
@@ -264,8 +272,12 @@ class Trainer:
         finally:
             if previous is not None:
                 _backend.activate(previous)
+        # Nothing has been written back yet. Labels passed straight in are checked
+        # on the host (no wait for the step); other checks are outputs of the step.
+        for index, high, message_of in host_checks:
+            checks.check_host(table.to_numpy(batch[index]), high, message_of)
         for count, message in zip(counts, messages, strict=True):
-            if float(count) > 0:  # nothing has been written back yet
+            if float(count) > 0:
                 raise IndexError(message)
         for st in states:
             st["step"] += 1  # only once the step has succeeded
@@ -341,6 +353,7 @@ def _pure_step(
     held: list[Any],
     written: list[bool],
     messages: list[str],
+    host_checks: list[Any],
 ) -> Callable[..., Any]:
     """Build the pure function the backend compiles: loss, grads, new values,
     optimizer state, the new values of the state parameters ``held`` (which
@@ -365,12 +378,13 @@ def _pure_step(
             slots = [table.zeros_like(p._data) for p in held]
             # masks=None: the discovery run of _mask_requests, which set the feed.
             feed = _modes.MaskFeed(masks) if masks is not None else _modes.active_feed()
-            with checks.collecting() as found, _modes.feeding_masks(feed):
+            with checks.collecting(batch) as found, _modes.feeding_masks(feed):
                 value, grads = table.value_and_grad(fn, list(train_arrays) + slots)
         finally:
             for p, a in zip(others, saved):
                 p._data = a
         messages[:] = [message for _, message in found]
+        host_checks[:] = found.host
         grads, new_held = grads[:count], grads[count:]
         new_ws, new_states = [], []
         for row, ((_, p), s, static) in enumerate(zip(entries, state_arrays, statics)):
