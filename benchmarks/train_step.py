@@ -20,6 +20,9 @@ Each backend is compared with native code measured in the same process and run:
 
 Both sides start from the same float32 weights (``unified``'s initial weights are
 copied into the native model), see the same batch and use the same learning rate.
+Both get the batch as NumPy arrays every step, as user code does: ``unified``
+through ``Trainer.step`` (SPEC 10), the native code converting it itself
+(``torch.from_numpy``, ``jnp.asarray``, ``mx.nd.array``; NumPy needs nothing).
 The losses of the first five steps of both sides are compared as a sanity check
 (same start, same updates).
 
@@ -140,7 +143,7 @@ def build_unified(
     net.infer_shape((model.batch, model.inputs))
     trainer = U.Trainer(net, U.SGD(net.params(), lr=LR, momentum=MOMENTUM))
     # As users write it (SPEC 10): NumPy batches go straight into Trainer.step,
-    # which converts them (the native sides convert theirs once, outside the loop).
+    # which converts them (the native sides convert theirs in their step too).
     x, y = x_np, y_np
     weights = [
         (
@@ -235,10 +238,9 @@ def case_torch(model: Model) -> Case:
         modules += [linear, torch.nn.ReLU()]
     net = torch.nn.Sequential(*modules[:-1])
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-    x = torch.from_numpy(x_np.copy())
-    y = torch.from_numpy(y_np.copy())
 
     def native_step() -> Any:
+        x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)  # NumPy batch in
         opt.zero_grad()
         loss = F.cross_entropy(net(x), y)
         loss.backward()
@@ -269,8 +271,6 @@ def case_jax(model: Model) -> Case:
 
     params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]
     bufs = jax.tree_util.tree_map(jnp.zeros_like, params)
-    x = jnp.asarray(x_np)
-    y = jnp.asarray(y_np.astype(np.int32))
 
     def loss_fn(params: Any, x: Any, y: Any) -> Any:
         h = x
@@ -291,6 +291,7 @@ def case_jax(model: Model) -> Case:
     state = {"params": params, "bufs": bufs}
 
     def native_step() -> Any:
+        x, y = jnp.asarray(x_np), jnp.asarray(y_np)  # NumPy batch in
         state["params"], state["bufs"], loss = train_step(
             state["params"], state["bufs"], x, y
         )
@@ -326,8 +327,6 @@ def case_mxnet(model: Model) -> Case:
     from mxnet import autograd, gluon
     from mxnet.gluon import nn
 
-    x = mx.nd.array(x_np, dtype="float32")
-    y = mx.nd.array(y_np, dtype="float32")  # Gluon's losses take float labels
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 
     def gluon_step(hybrid: bool) -> Callable[[], Any]:
@@ -346,6 +345,8 @@ def case_mxnet(model: Model) -> Case:
         )
 
         def step() -> Any:
+            x = mx.nd.array(x_np, dtype="float32")  # NumPy batch in
+            y = mx.nd.array(y_np, dtype="float32")  # Gluon's losses take float labels
             with autograd.record():
                 loss = loss_fn(net(x), y)
             loss.backward()
