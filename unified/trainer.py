@@ -71,9 +71,9 @@ class Trainer:
         self.compile = compile
         self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
         # key -> (compiled step, which state parameters its trace wrote, the
-        # messages of the checks its trace found: see unified.checks)
-        self._compiled: dict[Any, tuple[Any, ...]]
-        self._compiled = {}
+        # messages of the traced checks, the dropout-mask requests, the host
+        # checks of batch arguments): see unified.checks and unified.modes
+        self._compiled: dict[Any, tuple[Any, ...]] = {}
         self._plan: _Plan | None = None
         self._coeffs: tuple[np.ndarray, Any] | None = None
 
