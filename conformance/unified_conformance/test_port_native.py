@@ -65,6 +65,7 @@ def test_from_torch_training_step_equals_torch_optim(backend, cls):
     )
     loss.backward()
     opt.step()
+    loss = loss.detach()
     trainer = U.Trainer(net, U.SGD(net.params(), lr=0.05, momentum=0.9))
     got_loss = float(
         trainer.step(lambda n, a, b: U.losses.softmax_cross_entropy(n(a), b), x, y)
