@@ -177,7 +177,11 @@ def pytest_collection_modifyitems(
         reference = item.get_closest_marker("reference")
         if (
             marker is not None
-            and (callspec is None or "backend" not in callspec.params)
+            and (
+                callspec is None
+                or "backend" not in callspec.params
+                or not any(name in _selected for name in marker.args)
+            )
         ) or (reference is not None and reference.args[0] not in _selected):
             drop.append(item)
         else:
