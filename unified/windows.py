@@ -10,6 +10,8 @@ Plain integers and NumPy only: no framework is imported.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -115,3 +117,19 @@ def pool_divisor(
     if count_include_pad:
         return end - start
     return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def pool_divisors(
+    sizes: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    out: Sequence[int],
+    count_include_pad: bool,
+) -> np.ndarray:
+    """Return the ``(*out)`` average-pooling divisors of a window grid: the outer
+    product over the spatial dimensions of :func:`pool_divisor` (``int64``)."""
+    div = np.ones((), dtype=np.int64)
+    for dim in zip(sizes, kernel, stride, padding, out, strict=True):
+        div = np.multiply.outer(div, pool_divisor(*dim, count_include_pad))
+    return div

@@ -24,14 +24,13 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from unified.hookspecs import Array
 from unified.plugins import hookimpl
 from unified.windows import (
     conv_transpose_output_size,
-    pool_divisor,
+    pool_divisors,
     pool_output_size,
     pool_right_padding,
 )
@@ -174,9 +173,7 @@ def _pool(
         y = lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pads)
     elif mode == "avg":
         y = lax.reduce_window(x, 0.0, lax.add, window, strides, pads)
-        div = np.ones((), dtype=np.int64)
-        for g, o in zip(geometry, out, strict=True):
-            div = np.multiply.outer(div, pool_divisor(*g, o, count_include_pad))
+        div = pool_divisors(insz, kernel, stride, padding, out, count_include_pad)
         y = y / jnp.asarray(div, dtype=x.dtype)
     else:
         raise ValueError(f"pool: mode must be 'max' or 'avg', got {mode!r}")

@@ -25,7 +25,7 @@ import mxnet as mx
 import numpy
 
 from unified import hookimpl
-from unified.windows import conv_transpose_output_size, pool_divisor, pool_output_size
+from unified.windows import conv_transpose_output_size, pool_divisors, pool_output_size
 from unified_mxnet import _np_on, _np_restore
 
 Array = Any
@@ -128,10 +128,9 @@ def _divisor(
     out: Ints,
     count_include_pad: bool,
 ) -> numpy.ndarray:
-    """The ``(*out)`` divisors of average pooling (an outer product over the axes)."""
-    div = numpy.ones((), dtype=numpy.float64)
-    for a in zip(insz, kernel, stride, padding, out, strict=True):
-        div = numpy.multiply.outer(div, pool_divisor(*a, count_include_pad))
+    """The ``(*out)`` divisors of average pooling, float64 and read-only (cached)."""
+    div = pool_divisors(insz, kernel, stride, padding, out, count_include_pad)
+    div = div.astype(numpy.float64)
     div.setflags(write=False)
     return div
 

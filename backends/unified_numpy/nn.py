@@ -44,7 +44,7 @@ from unified import hookimpl
 from unified.windows import (
     conv_output_size,
     conv_transpose_output_size,
-    pool_divisor,
+    pool_divisors,
     pool_output_size,
     pool_right_padding,
 )
@@ -355,22 +355,6 @@ def _first_max_grad(
     return grad
 
 
-def _divisor(
-    insz: Ints,
-    kernel: Ints,
-    stride: Ints,
-    padding: Ints,
-    out: Ints,
-    count_include_pad: bool,
-) -> np.ndarray:
-    """The ``(*out)`` divisors of average pooling: a product of per-dimension ones."""
-    div = np.ones((), dtype=np.int64)
-    for i, a in enumerate(zip(insz, kernel, stride, padding, out, strict=True)):
-        d = pool_divisor(*a, count_include_pad)
-        div = np.multiply.outer(div, d) if i else d
-    return div
-
-
 @hookimpl
 def pool(
     x: Array,
@@ -408,7 +392,7 @@ def pool(
         return acc[(slice(None), slice(None), *inner)]
 
     if mode == "avg":
-        div = _divisor(insz, kernel, stride, padding, out, count_include_pad)
+        div = pool_divisors(insz, kernel, stride, padding, out, count_include_pad)
         div = div.astype(xv.dtype)
         y = view.sum(axis=kaxes) / div
         if type(x) is not Node:
