@@ -26,6 +26,7 @@ from unified.errors import (
     BackendPluginError,
     CheckpointError,
     DeferredInitializationError,
+    DeviceNotAvailableError,
     FrozenParameterError,
     NothingToDifferentiateError,
     ParameterNotInitializedError,
@@ -79,6 +80,7 @@ from unified.modes import training
 from unified.nets import Net, Sequential
 from unified.optim import SGD, Adam, AdamW, RMSProp, lr_groups
 from unified.parameters import ParamDict, Parameter
+from unified.placement import devices
 from unified.plugins import BackendInfo, hookimpl
 from unified.sharing import average, freeze, share, unfreeze
 from unified.trainer import Trainer
@@ -101,6 +103,7 @@ __all__ = [
     "Conv2D",
     "Conv2DTranspose",
     "DeferredInitializationError",
+    "DeviceNotAvailableError",
     "EarlyStopping",
     "Dense",
     "Dropout",
@@ -152,6 +155,7 @@ __all__ = [
     "backends",
     "callbacks",
     "current_backend",
+    "devices",
     "freeze",
     "from_gluon",
     "from_torch",

@@ -78,13 +78,22 @@ def backend_of(net: Net, params: list[Parameter]) -> Any:
     """Return the one backend every parameter lives on."""
     tables = {id(p._backend): p._backend for p in params}
     if len(tables) != 1:
-        names = sorted({t.name for t in tables.values() if t is not None})
+        names = sorted({_where(t) for t in tables.values()})
         raise StructureError(
-            f"the parameters of {type(net).__name__} live on several backends "
-            f"({names});"
-            " a gradient needs them on one. Use unified.port(net, backend) to move it."
+            f"the parameters of {type(net).__name__} live on several backends or "
+            f"devices ({names}); a gradient needs them on one. Use "
+            "unified.port(net, backend) to move it to a backend, net.to(device) to "
+            "a device."
         )
     return next(iter(tables.values()))
+
+
+def _where(table: Any) -> str:
+    """``"torch"`` on a backend's default device, ``"torch on cuda:1"`` elsewhere."""
+    if table is None:
+        return "uninitialized"
+    device = table.__dict__.get("device")
+    return table.name if device is None else f"{table.name} on {device}"
 
 
 def check_scalar(loss: Any, loss_fn: LossFn) -> Any:

@@ -1,5 +1,8 @@
 """Choosing the active backend: ``set_backend``, ``use_backend``, ``UNIFIED_BACKEND``.
 
+Each takes an optional device (``UNIFIED_DEVICE`` when none is given); see
+:mod:`unified.placement`.
+
 The active backend is the one new parameters are created on and the one
 ``unified.ops`` dispatches to. A net keeps the backend it was initialized on, and
 calling it activates that backend for the duration of the call.
@@ -20,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from unified import data as _data
+from unified import placement as _placement
 from unified import hookspecs
 from unified.plugins import BackendTable, registry
 
@@ -88,23 +92,35 @@ def _accepting_host_data(
     return op
 
 
-def set_backend(name: str) -> BackendTable:
-    """Select backend ``name`` for everything that follows; return its table.
+def set_backend(name: str, device: Any = None) -> BackendTable:
+    """Select backend ``name`` (on ``device``) for everything that follows; return
+    its table.
+
+    :param device: where new parameters and converted data go: ``"cpu"``,
+        ``"cuda:0"``, ``"gpu:1"`` or the framework's device object (see
+        :mod:`unified.placement`). ``None`` takes ``$UNIFIED_DEVICE`` when set, else
+        the framework's default device.
 
     Raises :class:`~unified.BackendNotAvailableError` for an unknown or broken
-    backend, listing the available ones and the pip extra of each built-in.
+    backend, listing the available ones and the pip extra of each built-in, and
+    :class:`~unified.DeviceNotAvailableError` for a device the backend does not
+    have, listing those it has.
     """
     table = registry.get(name)
+    if device is None:
+        device = os.environ.get(_placement.ENV) or None
+    if device is not None:
+        table = _placement.placed(table, device)
     activate(table)
     return table
 
 
 @contextmanager
-def use_backend(name: str) -> Iterator[BackendTable]:
-    """Select backend ``name`` inside a ``with`` block; restore the previous one
-    after."""
+def use_backend(name: str, device: Any = None) -> Iterator[BackendTable]:
+    """Select backend ``name`` (on ``device``, as :func:`set_backend`) inside a
+    ``with`` block; restore the previous selection after."""
     previous = _active
-    table = set_backend(name)
+    table = set_backend(name, device)
     try:
         yield table
     finally:

@@ -58,7 +58,7 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def asarray(x: Any, dtype: str | None = None) -> Any:
-    """Return ``x`` as a native array of the active backend.
+    """Return ``x`` as a native array of the active backend, on its device.
 
     :param x: a native array, a NumPy array or scalar, a Python scalar, a (nested)
         list, or another backend's array.
@@ -70,7 +70,9 @@ def asarray(x: Any, dtype: str | None = None) -> Any:
 
     table = current_backend()
     if table.is_array(x) and not isinstance(x, np.ndarray):
-        return x if dtype is None else table.astype(x, dtype)
+        out = x if dtype is None else table.astype(x, dtype)
+        placed_on = table.__dict__.get("device")  # a non-default device's table
+        return out if placed_on is None else table.to_device(out, placed_on)
     # NumPy arrays follow the host rules even where they are native (NumPy backend).
     return host_to_native(table, x, "x", DEFAULT_FLOAT, exact=dtype)
 

@@ -50,3 +50,7 @@ class NothingToDifferentiateError(UnifiedError, ValueError):
 
 class StructureError(UnifiedError, ValueError):
     """Nets that must have the same parameters (names, shapes, dtypes) do not."""
+
+
+class DeviceNotAvailableError(UnifiedError, ValueError):
+    """A device that the backend does not have (or cannot read) was asked for."""

@@ -151,6 +151,48 @@ def axpby(a: float, x: Array, b: float, y: Array) -> Array:
 
 
 # ----------------------------------------------------------------------------------
+# Devices (optional: a backend without them has the one device "cpu")
+# ----------------------------------------------------------------------------------
+
+
+@hookspec
+def devices() -> list[str]:
+    """List the devices this backend can place arrays on (optional: ``devices``).
+
+    Names are ``"kind:index"`` strings (``"cpu:0"``, ``"cuda:1"``, ``"gpu:0"``; a
+    framework with a single CPU device may call it ``"cpu"``). The first entry is
+    the framework's default device: the one :func:`asarray` and :func:`zeros` use.
+    :mod:`unified.placement` matches user spellings against these names (``"cpu"``
+    is ``"cpu:0"``, ``"cuda"`` and ``"gpu"`` are one kind) and builds a table whose
+    :func:`asarray` and :func:`zeros` place arrays on a non-default device through
+    :func:`to_device`; every other hook follows its inputs' device.
+
+    :returns: the device names, the default first; never empty.
+    """
+
+
+@hookspec
+def to_device(x: Any, device: str) -> Array:
+    """Return ``x`` on ``device`` (optional: comes with :func:`devices`).
+
+    :param x: a native array, or a ``numpy.ndarray`` of host data, which is
+        transferred directly (once) and keeps its dtype.
+    :param device: one of the names :func:`devices` returns.
+    :returns: a native array on ``device`` with ``x``'s values, shape and dtype;
+        ``x`` itself when it is a native array already there. Not differentiable.
+    """
+
+
+@hookspec
+def device_of(x: Array) -> str:
+    """Name the device a native array lives on (optional: comes with :func:`devices`).
+
+    :param x: a native array (never a traced stand-in).
+    :returns: one of the names :func:`devices` returns.
+    """
+
+
+# ----------------------------------------------------------------------------------
 # Differentiation
 # ----------------------------------------------------------------------------------
 
@@ -682,7 +724,9 @@ def batch_norm(
     """
 
 
-OPTIONAL_HOOKS: frozenset[str] = frozenset({"batch_norm", "jit", "rnn_layer"})
+OPTIONAL_HOOKS: frozenset[str] = frozenset(
+    {"batch_norm", "device_of", "devices", "jit", "rnn_layer", "to_device"}
+)
 """Hooks a backend may leave out; each one it implements adds a capability."""
 
 NN_HOOKS: tuple[str, ...] = ("conv", "conv_transpose", "pool")

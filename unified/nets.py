@@ -284,6 +284,23 @@ class Net:
         """Reset the gradient of every parameter to zeros."""
         self.params().zero_grad()
 
+    # -- devices ---------------------------------------------------------------------
+    def to(self, device: Any) -> Net:
+        """Move every parameter, state, gradient and optimizer state to ``device``
+        (``"cpu"``, ``"cuda:0"``, a framework device object); return the net.
+
+        Later arrays of the net (deferred parameters, converted batches, dropout
+        masks) are created there too. See :mod:`unified.placement`.
+        """
+        from unified.placement import move_net
+
+        return move_net(self, device)
+
+    @property
+    def device(self) -> str:
+        """The name of the device the net creates its arrays on."""
+        return (self._backend or _backend.current_backend()).device  # type: ignore[no-any-return]
+
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str, optimizer: Any = None) -> None:
         """Write the parameters (and optionally optimizer state) to a safetensors

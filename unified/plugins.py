@@ -64,7 +64,9 @@ class BackendTable:
 
     Attributes are the hook names of :mod:`unified.hookspecs`; ``info`` is the
     backend's :class:`BackendInfo` and ``capabilities`` adds one entry per optional
-    hook the backend implements.
+    hook the backend implements. ``device`` names the device its ``asarray`` and
+    ``zeros`` create arrays on (a non-default device has a table of its own, see
+    :mod:`unified.placement`).
     """
 
     info: BackendInfo
@@ -80,13 +82,23 @@ class BackendTable:
         self.capabilities = frozenset(info.capabilities) | optional
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for hooks this backend lacks (the optional ones).
+        # Only reached for hooks this backend lacks (the optional ones), and for
+        # ``device`` on a backend's own table (a placed table stores its own).
+        if name == "device":
+            from unified.placement import device_of_table
+
+            return device_of_table(self)
         raise AttributeError(
             f"backend {self.__dict__.get('name')!r} does not implement {name!r}"
         )
 
     def __repr__(self) -> str:
-        return f"<BackendTable {self.name} ({self.info.framework} {self.info.version})>"
+        where = self.__dict__.get("device")
+        on = f" on {where}" if where is not None else ""
+        return (
+            f"<BackendTable {self.name}{on} ({self.info.framework} "
+            f"{self.info.version})>"
+        )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BackendTable:
         return self  # a table is shared, never copied

@@ -75,7 +75,7 @@ class Trainer:
         # checks of batch arguments): see unified.checks and unified.modes
         self._compiled: dict[Any, tuple[Any, ...]] = {}
         self._plan: _Plan | None = None
-        self._coeffs: tuple[np.ndarray, Any] | None = None
+        self._coeffs: tuple[np.ndarray, Any, Any] | None = None
 
     @property
     def compilations(self) -> int:
@@ -204,13 +204,14 @@ class Trainer:
         last = self._coeffs
         if (
             last is not None
+            and last[2] is table  # the net was not moved (net.to) since
             and last[0].shape == coeffs.shape
             and (last[0] == coeffs).all()
         ):
             device_coeffs = last[1]  # unchanged (plain SGD): skip the transfer
         else:
             device_coeffs = table.asarray(coeffs, "float32")
-            self._coeffs = (coeffs, device_coeffs)
+            self._coeffs = (coeffs, device_coeffs, table)
         statics = tuple(opt.static(g, p) for g, p in entries)
         # The forward is traced in the mode it resolves to (training unless a pin or
         # a unified.training block says otherwise), so the mode is part of the key.

@@ -37,6 +37,9 @@ import numpy as np
 from unified.hookspecs import Array, Axis
 from unified.plugins import BackendInfo, hookimpl
 from unified_jax import shape_ops as _shape_ops
+from unified_jax.devices import device_of as device_of
+from unified_jax.devices import devices as devices
+from unified_jax.devices import to_device as to_device
 from unified_jax.nn import conv as conv
 from unified_jax.nn import conv_transpose as conv_transpose
 from unified_jax.nn import pool as pool

@@ -302,9 +302,13 @@ def axpby(a: float, x: Array, b: float, y: Array) -> Array:
 # The hookimpls of the modules below, re-exported: pluggy registers this package
 # module, so they must be its attributes. Imported last: they use the helpers above.
 from unified_mxnet import autodiff as _autodiff  # noqa: E402
+from unified_mxnet import devices as _devices  # noqa: E402
 from unified_mxnet import math_ops as _math_ops  # noqa: E402
 
 value_and_grad = _autodiff.value_and_grad
+devices = _devices.devices
+to_device = _devices.to_device
+device_of = _devices.device_of
 add = _math_ops.add
 subtract = _math_ops.subtract
 multiply = _math_ops.multiply

@@ -68,7 +68,7 @@ def _as_operand(value: Any, like: Array) -> Array:
     """Return ``value`` as an array (a scalar becomes 0-d, of ``like``'s dtype)."""
     if isinstance(value, _NDArray):
         return value
-    return _nd.full((), value, dtype=like.dtype)
+    return _nd.full((), value, dtype=like.dtype, ctx=like.context)
 
 
 @hookimpl

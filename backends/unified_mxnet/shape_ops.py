@@ -37,11 +37,12 @@ _NDArray = mx.nd.NDArray
 _pause = mx.autograd.pause
 
 
-def _array(x: Any, dtype: Any = None) -> Array:
-    """``x`` as an NDArray; a scalar or host array gets ``dtype`` (if given)."""
+def _array(x: Any, dtype: Any = None, ctx: Any = None) -> Array:
+    """``x`` as an NDArray; a scalar or host array gets ``dtype`` (if given) and is
+    placed on context ``ctx`` (the other operand's; default: the default context)."""
     if isinstance(x, _NDArray):
         return x
-    return _nd.array(numpy.asarray(x), dtype=dtype)
+    return _nd.array(numpy.asarray(x), dtype=dtype, ctx=ctx)
 
 
 def _common_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -75,10 +76,10 @@ def where(cond: Array, a: Array, b: Array) -> Array:
     prev = _np_on()
     try:
         ref = a if isinstance(a, _NDArray) else b
-        a = _array(a, ref.dtype)
-        b = _array(b, ref.dtype)
+        a = _array(a, ref.dtype, ref.context)
+        b = _array(b, ref.dtype, ref.context)
         with _pause():
-            c = _array(cond)
+            c = _array(cond, ctx=ref.context)
             if c.dtype != ref.dtype:
                 c = _nd.cast(c, dtype=ref.dtype)
         shape = _common_shape(c.shape, a.shape, b.shape)
@@ -97,7 +98,7 @@ def _compare(op: Any, a: Any, b: Any) -> Array:
     try:
         with _pause():
             ref = a if isinstance(a, _NDArray) else b
-            a, b = _array(a, ref.dtype), _array(b, ref.dtype)
+            a, b = _array(a, ref.dtype, ref.context), _array(b, ref.dtype, ref.context)
             return _nd.cast(op(a, b), dtype="bool")
     finally:
         _np_restore(prev)
@@ -198,7 +199,9 @@ def pad(x: Array, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> A
                 shape = list(out.shape)
                 shape[axis] = width
                 parts.append(
-                    _nd.full(tuple(shape), value, dtype=x.dtype) if width else None
+                    _nd.full(tuple(shape), value, dtype=x.dtype, ctx=x.context)
+                    if width
+                    else None
                 )
             if parts[0] is None and parts[1] is None:
                 continue
@@ -218,7 +221,7 @@ def pad(x: Array, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> A
 def take(x: Array, indices: Array, axis: int = 0) -> Array:
     prev = _np_on()
     try:
-        idx = _array(indices)
+        idx = _array(indices, ctx=x.context)
         return _nd.take(x, idx, axis=axis % x.ndim, mode="clip")
     finally:
         _np_restore(prev)

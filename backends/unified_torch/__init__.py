@@ -41,6 +41,9 @@ import torch.nn.functional as F
 from unified import BackendInfo, hookimpl
 from unified.hookspecs import Array, Axis
 from unified_torch import shape_ops as _shape_ops
+from unified_torch.devices import device_of as device_of
+from unified_torch.devices import devices as devices
+from unified_torch.devices import to_device as to_device
 from unified_torch.nn import conv as conv
 from unified_torch.nn import conv_transpose as conv_transpose
 from unified_torch.nn import pool as pool

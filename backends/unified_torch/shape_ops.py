@@ -43,7 +43,7 @@ def _compare(op: Any, a: Any, b: Any) -> Array:
     if isinstance(a, torch.Tensor):
         return op(a, _operand(b))
     if isinstance(b, torch.Tensor):
-        return op(torch.as_tensor(a, dtype=b.dtype), b)
+        return op(torch.as_tensor(a, dtype=b.dtype, device=b.device), b)
     return op(torch.as_tensor(a), torch.as_tensor(b))
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from unified.placement import track_optimizer
 from unified.errors import CheckpointError, StructureError
 from unified.nets import Net
 from unified.parameters import ParamDict, Parameter, compile_pattern, no_match_message
@@ -72,6 +73,7 @@ class Optimizer:
             merged = {**self.defaults, **group, "params": members}
             self.param_groups.append(_checked_group(merged, owner))
         self.state: dict[int, dict[str, Any]] = {}
+        track_optimizer(self)  # net.to(device) moves the state held here
         self._by_structure: set[int] = set()  # named by p.name after a clash
         self._resolve_name_clashes()
         self.names(explicit_only=True)  # duplicates fail now, not as lost state later
