@@ -20,7 +20,12 @@ def test_compare_reports_bitwise_identical_initial_weights(capsys):
 
 def test_backends_lists_the_reference(capsys):
     assert main(["backends"]) == 0
-    assert "numpy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "numpy" in out
+    # Each usable backend's line is followed by its devices; NumPy has the CPU only.
+    lines = out.splitlines()
+    numpy_line = next(i for i, line in enumerate(lines) if line.startswith("numpy "))
+    assert lines[numpy_line + 1].split() == ["devices:", "cpu"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

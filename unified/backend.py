@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from unified import data as _data
-from unified import placement as _placement
 from unified import hookspecs
+from unified import placement as _placement
 from unified.plugins import BackendTable, registry
 
 DEFAULT_BACKEND = "numpy"

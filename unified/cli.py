@@ -2,7 +2,8 @@
 
 Usage::
 
-    unified backends                 # installed backends, versions, capabilities
+    unified backends                 # installed backends, versions, capabilities,
+                                     # devices
     unified demo [--backends ...] [--epochs N] [--seed S] [--plot FILE]
                                      # one CNN, one seed, every backend: same numbers?
     unified compare [--backends ...] # one MLP on every backend, a few steps
@@ -25,6 +26,7 @@ from unified.errors import BackendNotAvailableError, BackendPluginError, Checkpo
 
 
 def _backends(_: argparse.Namespace) -> int:
+    from unified.placement import available
     from unified.plugins import registry
 
     usable = registry.usable()
@@ -33,6 +35,7 @@ def _backends(_: argparse.Namespace) -> int:
             table = usable[name]
             caps = ", ".join(sorted(table.capabilities)) or "-"
             print(f"{name:8s} {table.info.framework} {table.info.version}  [{caps}]")
+            print(f"{'':8s} devices: {', '.join(available(table))}")
         else:
             print(
                 f"{name:8s} unusable: {registry.failures().get(name, 'failed to load')}"

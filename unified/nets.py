@@ -299,7 +299,7 @@ class Net:
     @property
     def device(self) -> str:
         """The name of the device the net creates its arrays on."""
-        return (self._backend or _backend.current_backend()).device  # type: ignore[no-any-return]
+        return (self._backend or _backend.current_backend()).device
 
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str, optimizer: Any = None) -> None:

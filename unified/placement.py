@@ -1,4 +1,4 @@
-"""Devices (placement): where a backend creates arrays, and moving a net there (``net.to``).
+"""Devices: where a backend creates arrays, and moving a net there (``net.to``).
 
 A device is chosen with the backend (``unified.set_backend("torch", device="cuda:0")``,
 ``use_backend(..., device=...)``, or ``$UNIFIED_DEVICE`` when no device is given)

@@ -10,6 +10,7 @@ a hook) follow committed inputs.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import jax
@@ -27,10 +28,8 @@ def _name(device: Any) -> str:
 def _all() -> list[Any]:
     found = list(jax.devices())
     if found and found[0].platform != "cpu":
-        try:
+        with contextlib.suppress(RuntimeError):  # no CPU backend in this jaxlib
             found += list(jax.devices("cpu"))
-        except RuntimeError:  # no CPU backend in this jaxlib
-            pass
     return found
 
 

@@ -41,9 +41,7 @@ def _gpu_count() -> int:
 @hookimpl
 def devices() -> list[str]:
     cpus = max(2, os.cpu_count() or 1)
-    return [f"cpu:{i}" for i in range(cpus)] + [
-        f"gpu:{i}" for i in range(_gpu_count())
-    ]
+    return [f"cpu:{i}" for i in range(cpus)] + [f"gpu:{i}" for i in range(_gpu_count())]
 
 
 @hookimpl

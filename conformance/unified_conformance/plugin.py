@@ -10,6 +10,9 @@ Options:
   ``--unified-skips FILE``: known gaps, ``PATTERN skip|xfail REASON`` per line
   (:mod:`unified_conformance.skips`).
   ``--unified-fuzz-examples N``: examples per backend of the differential fuzz tests.
+  ``--unified-device DEVICE``: the device the device tests place everything on
+  (``cuda:0`` on a GPU machine); by default a second device of the backend when one
+  exists here (MXNet's ``cpu:1``), else its default device.
 
 The report header names the backends (framework, version, capabilities) and the
 environment; a failed test gets a "unified reproduction" section with its id, its
@@ -18,6 +21,7 @@ backend and the command line that reruns it alone.
 Fixtures:
   ``backend``: the active :class:`unified.plugins.BackendTable`, one test per backend.
   ``backend_pair``: ``(reference, other)`` tables, NumPy against every other backend.
+  ``device``: the name of the device under test on the ``backend`` fixture's backend.
 
 Marker:
   ``@pytest.mark.requires(capability)``: skip, with the reason, on a backend that does
@@ -61,6 +65,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="FILE",
         help="skip or xfail known gaps: lines of 'PATTERN skip|xfail REASON'",
+    )
+    group.addoption(
+        "--unified-device",
+        default=None,
+        metavar="DEVICE",
+        help="device of the device tests (test_devices.py), e.g. cuda:0 or gpu:1 "
+        "(default: a non-default device of the backend when it has one here, such "
+        "as MXNet's cpu:1, else its default device)",
     )
     group.addoption(
         "--unified-fuzz-examples",
@@ -128,6 +140,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"unified backend under test: {name} "
             f"({info.framework} {info.version}; capabilities: {caps})"
         )
+    device = config.getoption("--unified-device")
+    if device:
+        lines.append(f"unified device of the device tests: {device}")
     path = config.getoption("--unified-skips")
     if path:
         lines.append(f"unified skips file: {path} ({len(_skips)} entries)")
@@ -202,6 +217,21 @@ def backend(request: pytest.FixtureRequest) -> Iterator[plugins.BackendTable]:
             pytest.skip(f"backend {name!r} does not declare capability {needed!r}")
     with use_backend(name):
         yield table
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest, backend: plugins.BackendTable) -> str:
+    """The device the device tests use on ``backend`` (see ``--unified-device``)."""
+    from unified.placement import available, resolve
+
+    wanted = request.config.getoption("--unified-device")
+    names = available(backend)
+    if wanted is None:
+        return names[1] if len(names) > 1 else names[0]
+    try:
+        return resolve(backend, wanted)
+    except ValueError:
+        pytest.skip(f"backend {backend.name!r} has no device {wanted!r}: {names}")
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from unified.placement import track_optimizer
 from unified.errors import CheckpointError, StructureError
 from unified.nets import Net
 from unified.parameters import ParamDict, Parameter, compile_pattern, no_match_message
+from unified.placement import track_optimizer
 from unified.validation import number
 
 Group = dict[str, Any]
