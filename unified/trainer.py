@@ -222,6 +222,7 @@ class Trainer:
             tuple(id(p) for _, p in entries),
             statics,
             mode,
+            table,  # the device's table (net.to gives the step another one)
         )
         if plan.random:  # the masks' shapes follow the batch's
             key += (tuple(tuple(getattr(b, "shape", ())) for b in batch),)
