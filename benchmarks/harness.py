@@ -81,10 +81,12 @@ def simple_runner(
     return run
 
 
-def measure(
-    case: Case, repeats: int, steps: int | None, target_seconds: float
-) -> Result:
-    """Warm up, then interleave the runners; return per-repeat times and ratios."""
+def prepare(
+    case: Case, target_seconds: float
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Time each runner's first call (into ``case.first_call``), record the losses
+    of its first :data:`CHECK_STEPS` steps and warm it up; return the losses and
+    the estimated time of one step per runner."""
     labels = list(case.runners)
     losses: dict[str, list[float]] = {}
     for label in labels:
@@ -105,6 +107,15 @@ def measure(
             case.runners[label](n)
             elapsed = time.perf_counter() - t0
         per_step[label] = elapsed / n
+    return losses, per_step
+
+
+def measure(
+    case: Case, repeats: int, steps: int | None, target_seconds: float
+) -> Result:
+    """Warm up, then interleave the runners; return per-repeat times and ratios."""
+    labels = list(case.runners)
+    losses, per_step = prepare(case, target_seconds)
     if steps is None:
         slowest = max(per_step.values())
         steps = int(min(5000, max(5, round(target_seconds / max(slowest, 1e-7)))))
@@ -234,8 +245,7 @@ def main(
     """Run every backend (each in a subprocess unless ``--in-process``), print the
     report and write it to ``args.output``."""
     if args.worker:
-        result = run_one(args.backends[0], args)
-        print(RESULT_TAG + json.dumps(result), flush=True)
+        reply(run_one(args.backends[0], args))
         return 0
     results = []
     for backend in args.backends:
@@ -250,6 +260,92 @@ def main(
     Path(args.output).write_text(text)
     print(f"written to {args.output}", file=sys.stderr)
     return 0
+
+
+# ----------------------------------------------------------------------------------
+# Persistent workers: interleaving across processes
+# ----------------------------------------------------------------------------------
+
+
+def reply(obj: Result) -> None:
+    """Worker side: send one result line to the parent."""
+    print(RESULT_TAG + json.dumps(obj), flush=True)
+
+
+def serve(setup: Result, handle: Callable[[Result], Result]) -> None:
+    """Worker side: send ``setup``, then answer each JSON request read from stdin
+    with ``handle(request)`` until a ``{"quit": true}`` request or end of input."""
+    reply(setup)
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("quit"):
+            reply({})
+            return
+        reply(handle(request))
+
+
+def timed_runs(runners: dict[str, Runner], steps: dict[str, int]) -> Result:
+    """Run each runner named in ``steps``, in that order, for its number of steps;
+    return ``{"times": {label: seconds per step}}``."""
+    times = {}
+    for label, n in steps.items():
+        t0 = time.perf_counter()
+        runners[label](n)
+        times[label] = (time.perf_counter() - t0) / n
+    return {"times": times}
+
+
+class Worker:
+    """Parent side of a persistent worker subprocess (:func:`serve`): one request
+    line in, one result line out. Its other output (libraries' chatter) is
+    skipped; its stderr is the parent's."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+
+    def read(self) -> Result:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(RESULT_TAG):
+                return json.loads(line[len(RESULT_TAG) :])  # type: ignore[no-any-return]
+        status = self.proc.wait()
+        raise RuntimeError(f"worker {self.name} exited with status {status}")
+
+    def ask(self, request: Result) -> Result:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.ask({"quit": True})
+            except (RuntimeError, OSError):
+                pass
+        self.proc.wait(timeout=60)
+
+
+def round_robin(
+    plan: list[tuple[Worker, dict[str, int]]], request: Result, repeats: int
+) -> dict[str, list[float]]:
+    """``repeats`` rounds; in each, every worker of ``plan`` runs each of its
+    runners once for its number of steps (``request`` plus ``"steps"``), one
+    process at a time. The order of workers, and of runners within a worker, is
+    reversed every other round (A B C, C B A, ...). Returns the seconds per step
+    of every runner in every round."""
+    times: dict[str, list[float]] = {}
+    for r in range(repeats):
+        for worker, steps in plan if r % 2 == 0 else plan[::-1]:
+            items = list(steps.items())
+            ordered = dict(items if r % 2 == 0 else items[::-1])
+            answer = worker.ask({**request, "steps": ordered})
+            for label, seconds in answer["times"].items():
+                times.setdefault(label, []).append(seconds)
+    return times
 
 
 # ----------------------------------------------------------------------------------
