@@ -23,6 +23,7 @@ returns the last loss). This module does the rest, the same way for every script
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -322,10 +323,8 @@ class Worker:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(RuntimeError, OSError):
                 self.ask({"quit": True})
-            except (RuntimeError, OSError):
-                pass
         self.proc.wait(timeout=60)
 
 

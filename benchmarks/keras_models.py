@@ -38,7 +38,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from harness import Runner, simple_runner
 
 STAGES = ((16, 1), (32, 2), (64, 2))

@@ -56,7 +56,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
-from harness import CHECK_STEPS, Case, Result, Worker  # noqa: E402
+from harness import Case, Result, Worker  # noqa: E402
 from peak_memory import peak_bytes  # noqa: E402
 
 GROUPS = ("numpy", "torch", "jax", "mxnet", "keras-jax", "keras-torch")
@@ -201,6 +201,8 @@ def worker(args: argparse.Namespace) -> int:
         setup["version"] = versions(group)
     except Exception as exc:  # a missing peer: reported and skipped
         setup["error"] = f"{type(exc).__name__}: {exc}"
+        if group.startswith("keras"):
+            setup["error"] += " (pip install -e '.[bench]' -c constraints.txt)"
         harness.serve(setup, lambda request: {"times": {}})
         return 0
     for model in args.models:
@@ -253,8 +255,6 @@ def start(group: str, args: argparse.Namespace) -> Worker:
     env = harness.thread_env(args.threads)
     if group.startswith("keras"):
         env["KERAS_BACKEND"] = group.split("-")[1]
-    if args.quick:
-        env["PEERS_SMALL_LSTM"] = "1"
     return Worker(group, cmd, env)
 
 
@@ -362,6 +362,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.target = args.target or (0.02 if args.quick else 0.1)
     if args.quick:
         args.min_steps = min(args.min_steps, 1)
+        os.environ["PEERS_SMALL_LSTM"] = "1"  # read by script_of, here and in workers
     return args
 
 

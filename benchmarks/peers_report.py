@@ -27,8 +27,13 @@ def ratios(peers: Result, label: str, ref: str) -> list[float]:
     return [a / b for a, b in zip(peers[label]["times"], peers[ref]["times"])]
 
 
-def _ratio(value: float | None, ref: float | None) -> str:
-    if not value or not ref:
+RSS_FLOOR = 256 * 1024
+"""Below this, an ``rss`` reading is noise (page granularity, reused blocks): no
+ratio is shown."""
+
+
+def _ratio(value: float | None, ref: float | None, floor: float = 0.0) -> str:
+    if not value or not ref or min(value, ref) < max(floor, 1e-12):
         return "-"
     return f"{value / ref:.2f}"
 
@@ -55,13 +60,15 @@ def rows(model: str, data: Result) -> list[str]:
             ratio = f"{statistics.median(rs):.2f}"
             spread = f"{min(rs):.2f}-{max(rs):.2f}"
         r = peers.get(ref or "", {})
+        floor = RSS_FLOOR if "rss" in (p["counter"], r.get("counter")) else 0.0
+        first = _ratio(p["first_call"], r.get("first_call"))
         counter = p["counter"]
         if r and r["counter"] != counter:
             counter += f" (native: {r['counter']})"
         out.append(
             f"| {label} | {median * 1e3:.3f} | {ratio} | {spread} "
-            f"| {p['first_call'] * 1e3:.1f} | {_ratio(p['first_call'], r.get('first_call'))} "
-            f"| {_kib(p['memory'])} | {_ratio(p['memory'], r.get('memory'))} "
+            f"| {p['first_call'] * 1e3:.1f} | {first} "
+            f"| {_kib(p['memory'])} | {_ratio(p['memory'], r.get('memory'), floor)} "
             f"| {counter} | {p['losses'][-1]:.6f} |"
         )
     return out
