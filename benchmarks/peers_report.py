@@ -27,7 +27,7 @@ def ratios(peers: Result, label: str, ref: str) -> list[float]:
     return [a / b for a, b in zip(peers[label]["times"], peers[ref]["times"])]
 
 
-RSS_FLOOR = 256 * 1024
+RSS_FLOOR = 1024 * 1024
 """Below this, an ``rss`` reading is noise (page granularity, reused blocks): no
 ratio is shown."""
 
