@@ -303,6 +303,7 @@ class Worker:
 
     def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         self.name = name
+        self.setup: Result = {}  # what the worker sent first (its ``serve`` setup)
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )

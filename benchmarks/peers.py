@@ -258,6 +258,12 @@ def start(group: str, args: argparse.Namespace) -> Worker:
     return Worker(group, cmd, env)
 
 
+def steps_per_run(per_step: float, args: argparse.Namespace) -> int:
+    """Steps of a run lasting about ``args.target`` seconds (at least
+    ``args.min_steps``, at most 5000)."""
+    return int(min(5000, max(args.min_steps, round(args.target / per_step))))
+
+
 def collect(args: argparse.Namespace) -> Result:
     """Set the workers up one after another, then interleave every model."""
     workers: list[Worker] = []
@@ -267,7 +273,7 @@ def collect(args: argparse.Namespace) -> Result:
             print(f"[{group}] starting worker ...", file=sys.stderr, flush=True)
             worker = start(group, args)
             try:
-                setup = worker.read()
+                setup = worker.setup = worker.read()
             except RuntimeError as exc:
                 setup = {"error": str(exc)}
             results["groups"][group] = setup.get("version", "")
@@ -277,21 +283,15 @@ def collect(args: argparse.Namespace) -> Result:
                 worker.close()
                 continue
             workers.append(worker)
-            worker.setup = setup  # type: ignore[attr-defined]
         for model in args.models:
             plan, peers = [], {}
             for worker in workers:
-                info = worker.setup["models"].get(model, {})  # type: ignore[attr-defined]
+                info = worker.setup["models"].get(model, {})
                 if "error" in info:
                     results["notes"].append(f"{worker.name} {model}: {info['error']}")
                     continue
                 steps = {
-                    label: int(
-                        min(
-                            5000,
-                            max(args.min_steps, round(args.target / i["per_step"])),
-                        )
-                    )
+                    label: steps_per_run(i["per_step"], args)
                     for label, i in info.items()
                 }
                 plan.append((worker, steps))
