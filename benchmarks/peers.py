@@ -29,11 +29,12 @@ time), reversing the order of workers and of peers every other round. A peer's
 ratio to native is the median over rounds of (its time / the native time of the
 same round); the range is the lowest and highest of those per-round ratios.
 
-Roofline: in the ``large`` rounds the numpy and torch workers also time a plain
-1024 x 1024 x 1024 float32 matmul (``np.matmul``, ``torch.mm``), on the same
-threads as the steps; each peer's large-MLP step is reported in GFLOP/s (the
-MLP's matmul FLOPs forward and backward over its time) and as a fraction of the
-faster of the two matmuls.
+Roofline: in the ``large`` rounds the numpy, torch and jax workers also time a
+plain 1024 x 1024 x 1024 float32 matmul (``np.matmul``, ``torch.mm``, a jitted
+``jnp.matmul`` at precision highest), on the same threads as the steps; each
+peer's large-MLP step is reported in GFLOP/s (the MLP's matmul FLOPs forward and
+backward over its time) and as a fraction of its own framework's matmul (MXNet:
+NumPy's) and of the fastest of the three.
 
 Usage::
 
@@ -56,10 +57,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
-from harness import Case, Result, Worker  # noqa: E402
+from harness import Case, Result  # noqa: E402
 from peak_memory import peak_bytes  # noqa: E402
+from rounds import Worker, round_robin, serve, timed_runs  # noqa: E402
 
-GROUPS = ("numpy", "torch", "jax", "mxnet", "keras-jax", "keras-torch")
+GROUPS = ("numpy", "torch", "keras-torch", "keras-jax", "jax", "mxnet")
+"""The workers, in round order: each Keras worker next to its framework's, and
+numpy next to torch (its native peer for the CNNs and the LSTM), so that a peer
+and its native peer run close together in time whichever way a round goes."""
 MODELS = ("small", "large", "lenet", "resnet", "lstm")
 COUNTER = {
     "numpy": "tracemalloc",
@@ -169,6 +174,13 @@ def matmul_runner(group: str) -> Any:
 
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         return harness.simple_runner(lambda: torch.mm(ta, tb))
+    if group == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        ja, jb = jnp.asarray(a), jnp.asarray(b)
+        mm = jax.jit(lambda a, b: jnp.matmul(a, b, precision="highest"))
+        return harness.simple_runner(lambda: mm(ja, jb), jax.block_until_ready)
     return harness.simple_runner(lambda: np.matmul(a, b))
 
 
@@ -203,7 +215,7 @@ def worker(args: argparse.Namespace) -> int:
         setup["error"] = f"{type(exc).__name__}: {exc}"
         if group.startswith("keras"):
             setup["error"] += " (pip install -e '.[bench]' -c constraints.txt)"
-        harness.serve(setup, lambda request: {"times": {}})
+        serve(setup, lambda request: {"times": {}})
         return 0
     for model in args.models:
         print(f"[{group}] {model}: {describe(model)} ...", file=sys.stderr, flush=True)
@@ -224,7 +236,7 @@ def worker(args: argparse.Namespace) -> int:
                     "counter": COUNTER[group],
                 }
                 runners[model][label] = case.runners[label]
-            if model == "large" and group in ("numpy", "torch"):
+            if model == "large" and group in ("numpy", "torch", "jax"):
                 label = f"matmul-{group}"
                 runners[model][label] = run = matmul_runner(group)
                 run(2)
@@ -237,9 +249,9 @@ def worker(args: argparse.Namespace) -> int:
 
             traceback.print_exc()
             setup["models"][model] = {"error": f"{type(exc).__name__}: {exc}"}
-    harness.serve(
+    serve(
         setup,
-        lambda request: harness.timed_runs(runners[request["model"]], request["steps"]),
+        lambda request: timed_runs(runners[request["model"]], request["steps"]),
     )
     return 0
 
@@ -301,7 +313,7 @@ def collect(args: argparse.Namespace) -> Result:
                 file=sys.stderr,
                 flush=True,
             )
-            times = harness.round_robin(plan, {"model": model}, args.repeats)
+            times = round_robin(plan, {"model": model}, args.repeats)
             for label, peer in peers.items():
                 peer["times"] = times[label]
             results["models"][model] = {"describe": describe(model), "peers": peers}

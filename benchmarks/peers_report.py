@@ -93,17 +93,22 @@ def roofline(results: Result) -> list[str]:
         "",
         f"Plain {n} x {n} x {n} float32 matmul, same run and threads: "
         + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in mats.items())
-        + f". The step's matmuls are {flops / 1e6:.1f} MFLOP (forward, weight and "
-        "input gradients).",
+        + f". The step's matmuls are {flops / 1e6:.1f} MFLOP (forward, weight "
+        "gradients, input gradients but the first layer's).",
         "",
-        "| peer | GFLOP/s | of the roofline |",
-        "| --- | ---: | ---: |",
+        "| peer | GFLOP/s | of its framework's matmul | of the fastest matmul |",
+        "| --- | ---: | ---: | ---: |",
     ]
     for label, p in data["peers"].items():
         if label.startswith("matmul"):
             continue
         achieved = flops / statistics.median(p["times"]) / 1e9
-        out.append(f"| {label} | {achieved:.1f} | {achieved / best:.0%} |")
+        parts = label.split("-")
+        own = mats.get(
+            parts[1] if parts[0] == "keras" else parts[-1], mats.get("numpy")
+        )
+        share = "-" if own is None else f"{achieved / own:.0%}"
+        out.append(f"| {label} | {achieved:.1f} | {share} | {achieved / best:.0%} |")
     return out
 
 
