@@ -146,9 +146,14 @@ def plot(results: Result, path: str) -> None:
     import matplotlib.pyplot as plt
 
     models = list(results["models"])
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 4.2))
-    if len(models) == 1:
-        axes = [axes]
+    cols = min(3, len(models))
+    rows = -(-len(models) // cols)
+    fig, grid = plt.subplots(
+        rows, cols, figsize=(4.0 * cols, 3.4 * rows + 0.6), squeeze=False
+    )
+    axes = list(grid.flat)
+    for ax in axes[len(models) :]:
+        ax.axis("off")
     colors = {"unified": "tab:blue", "native": "tab:gray", "keras": "tab:orange"}
     for ax, model in zip(axes, models):
         peers = {
@@ -175,7 +180,12 @@ def plot(results: Result, path: str) -> None:
         ax.set_yticks(list(y), names, fontsize=7)
         ax.invert_yaxis()
         ax.set_xscale("log")
-        ticks = [t for t in (0.5, 1, 2, 4, 8, 16, 32) if t <= 2 * max(mids + [1])]
+        lo = min([m - d for m, d in zip(mids, lows)] + [1.0])
+        ticks = [
+            t
+            for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32)
+            if lo / 2 <= t <= 2 * max(mids + [1])
+        ]
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=7)
         ax.minorticks_off()
         ax.axvline(1.0, color="black", linewidth=0.8)
