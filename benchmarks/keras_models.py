@@ -173,7 +173,9 @@ def _compile(model: Any, lr: float, momentum: float) -> tuple[Any, Any]:
     return loss, opt
 
 
-def fit_runner(model: Any, x: np.ndarray, y: np.ndarray, lr: float, mom: float):
+def fit_runner(
+    model: Any, x: np.ndarray, y: np.ndarray, lr: float, mom: float
+) -> tuple[Runner, Callable[[Any], float]]:
     """``train_on_batch`` on NumPy batches; returns the runner and its loss reader."""
     _compile(model, lr, mom)
 
@@ -195,7 +197,9 @@ def loop_runner(
     return _torch_loop(model, x, y, lr, mom)
 
 
-def _jax_loop(model: Any, x_np: np.ndarray, y_np: np.ndarray, lr: float, mom: float):
+def _jax_loop(
+    model: Any, x_np: np.ndarray, y_np: np.ndarray, lr: float, mom: float
+) -> tuple[Runner, Callable[[Any], float]]:
     import jax
     import jax.numpy as jnp
 
@@ -234,7 +238,9 @@ def _jax_loop(model: Any, x_np: np.ndarray, y_np: np.ndarray, lr: float, mom: fl
     return simple_runner(step, sync), float
 
 
-def _torch_loop(model: Any, x_np: np.ndarray, y_np: np.ndarray, lr: float, mom: float):
+def _torch_loop(
+    model: Any, x_np: np.ndarray, y_np: np.ndarray, lr: float, mom: float
+) -> tuple[Runner, Callable[[Any], float]]:
     import torch
     import torch.nn.functional as F  # noqa: N812
 

@@ -38,7 +38,7 @@ NumPy's) and of the fastest of the three.
 
 Usage::
 
-    python benchmarks/peers.py --quick                # about 3 minutes
+    python benchmarks/peers.py --quick                # 1.5 to 3 minutes
     python benchmarks/peers.py --json out.json --plot docs/img/peers.png
     python benchmarks/peers.py --groups numpy,keras-jax --models small,large
 """
@@ -354,7 +354,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="OpenMP/MKL/OpenBLAS threads "
         "of the workers (default 1; 0 keeps the frameworks' defaults)",
     )
-    p.add_argument("--quick", action="store_true", help="a short run (about 3 minutes)")
+    p.add_argument(
+        "--quick", action="store_true", help="a short run (1.5 to 3 minutes)"
+    )
     p.add_argument("--json", help="also save the results as JSON to this file")
     p.add_argument("--plot", help="also plot the ratios to this PNG file (matplotlib)")
     p.add_argument("--output", default=str(REPORT), help="where to write the table")

@@ -60,7 +60,8 @@ class Worker:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith(RESULT_TAG):
-                return json.loads(line[len(RESULT_TAG) :])  # type: ignore[no-any-return]
+                result: Result = json.loads(line[len(RESULT_TAG) :])
+                return result
         status = self.proc.wait()
         raise RuntimeError(f"worker {self.name} exited with status {status}")
 
