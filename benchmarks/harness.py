@@ -81,10 +81,12 @@ def simple_runner(
     return run
 
 
-def measure(
-    case: Case, repeats: int, steps: int | None, target_seconds: float
-) -> Result:
-    """Warm up, then interleave the runners; return per-repeat times and ratios."""
+def prepare(
+    case: Case, target_seconds: float
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Time each runner's first call (into ``case.first_call``), record the losses
+    of its first :data:`CHECK_STEPS` steps and warm it up; return the losses and
+    the estimated time of one step per runner."""
     labels = list(case.runners)
     losses: dict[str, list[float]] = {}
     for label in labels:
@@ -105,6 +107,15 @@ def measure(
             case.runners[label](n)
             elapsed = time.perf_counter() - t0
         per_step[label] = elapsed / n
+    return losses, per_step
+
+
+def measure(
+    case: Case, repeats: int, steps: int | None, target_seconds: float
+) -> Result:
+    """Warm up, then interleave the runners; return per-repeat times and ratios."""
+    labels = list(case.runners)
+    losses, per_step = prepare(case, target_seconds)
     if steps is None:
         slowest = max(per_step.values())
         steps = int(min(5000, max(5, round(target_seconds / max(slowest, 1e-7)))))
@@ -234,8 +245,7 @@ def main(
     """Run every backend (each in a subprocess unless ``--in-process``), print the
     report and write it to ``args.output``."""
     if args.worker:
-        result = run_one(args.backends[0], args)
-        print(RESULT_TAG + json.dumps(result), flush=True)
+        reply(run_one(args.backends[0], args))
         return 0
     results = []
     for backend in args.backends:
@@ -250,6 +260,16 @@ def main(
     Path(args.output).write_text(text)
     print(f"written to {args.output}", file=sys.stderr)
     return 0
+
+
+# ----------------------------------------------------------------------------------
+# Worker output
+# ----------------------------------------------------------------------------------
+
+
+def reply(obj: Result) -> None:
+    """Worker side: send one result line to the parent."""
+    print(RESULT_TAG + json.dumps(obj), flush=True)
 
 
 # ----------------------------------------------------------------------------------
