@@ -215,6 +215,31 @@ def convert_call(
     return args if out is None else tuple(out)
 
 
+def private_host_batch(args: tuple[Any, ...], float_dtype: str) -> list[Any] | None:
+    """The batch of a compiled step as private NumPy copies, or ``None``.
+
+    For batches made only of NumPy arrays of numbers (the usual case): floating
+    arrays take ``float_dtype``, integer and boolean ones keep theirs (the
+    compiled function canonicalizes them as ``asarray`` would). A compiled JAX
+    function reads NumPy arguments in place, possibly after it has returned, so
+    each is a fresh copy the caller cannot mutate; that copy is cheaper than a
+    separate host-to-device conversion per argument. Anything else (lists,
+    native arrays, strings, objects) gives ``None``: use :func:`convert_call`.
+    """
+    out = []
+    for a in args:
+        if type(a) is not np.ndarray:
+            return None
+        kind = a.dtype.kind
+        if kind == "f":
+            out.append(a.astype(float_dtype))  # astype copies
+        elif kind in "iub":
+            out.append(a.copy())
+        else:
+            return None
+    return out
+
+
 def convert_one(table: BackendTable, a: Any, float_dtype: str, what: str) -> Any:
     """Convert one argument (see :func:`convert_call`)."""
     if isinstance(a, (str, bytes)):

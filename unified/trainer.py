@@ -31,6 +31,7 @@ import numpy as np
 
 from unified import backend as _backend
 from unified import checks, nets
+from unified import data as _data
 from unified import fit as _fit
 from unified import modes as _modes
 from unified.autodiff import (
@@ -87,6 +88,13 @@ class Trainer:
 
         Pass the same ``loss_fn`` object every step: compiled steps are cached by it.
         """
+        plan = self._plan
+        if plan is not None and plan.compiled and self._current(plan):
+            # The usual compiled step: NumPy batches go to the compiled function
+            # as private host copies (one transfer each, inside the call).
+            host = _data.private_host_batch(batch, plan.float_dtype)
+            if host is not None:
+                return self._compiled_step(plan, loss_fn, tuple(host))
         batch = convert_batch(self.net, batch, "Trainer.step")
         plan = self._plan_for(loss_fn, batch)
         if plan.compiled:
@@ -141,14 +149,17 @@ class Trainer:
         :mod:`unified.fit`)."""
         return _fit.predict(self, data, batch_size)
 
+    @staticmethod
+    def _current(plan: _Plan) -> bool:
+        """Whether ``plan`` still describes the net (no registration, no freezing)."""
+        return plan.generation == nets._generation and plan.frozen == tuple(
+            p.frozen for p in plan.params
+        )
+
     def _plan_for(self, loss_fn: LossFn, batch: tuple[Any, ...]) -> _Plan:
         """The step's structure, rebuilt only when the net or a frozen flag changed."""
         plan = self._plan
-        if (
-            plan is not None
-            and plan.generation == nets._generation
-            and plan.frozen == tuple(p.frozen for p in plan.params)
-        ):
+        if plan is not None and self._current(plan):
             return plan
         ensure_materialized(self.net, loss_fn, batch)
         params = list(self.net._listing().values())
@@ -185,6 +196,7 @@ class Trainer:
             nets=subnets,
             states=held,
             random=random,
+            float_dtype=self.net._float_dtype,
         )
         return plan
 
@@ -305,6 +317,7 @@ class Trainer:
         drawn, no layer's count advances, nothing is written back); each compiled
         step then gets the masks drawn on the host as inputs.
         """
+        batch = convert_batch(self.net, batch, "Trainer.step")  # may be host copies
         previous = _backend._active
         _backend.activate(plan.table)
         try:
@@ -338,6 +351,7 @@ class _Plan:
     nets: list[Any]  # every sub-net: their pins are part of a compiled step's key
     states: list[Any]  # state parameters (also in ``others``), carried functionally
     random: bool  # some sub-net draws host masks (inputs of a compiled step)
+    float_dtype: str  # the dtype floating batch data takes (SPEC 10)
 
 
 def _pure_step(

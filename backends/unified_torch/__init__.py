@@ -144,10 +144,16 @@ def assign(target: Array, value: Array) -> Array:
 @hookimpl
 def axpby(a: float, x: Array, b: float, y: Array) -> Array:
     """``y = a*x + b*y`` in place (``mul_`` then ``add_(alpha=a)``); return ``y``."""
-    with torch.no_grad():
-        if b != 1.0:
-            y.mul_(b)
-        return y.add_(x, alpha=a)
+    if y.requires_grad or x.requires_grad:
+        with torch.no_grad():  # keep the update out of any autograd graph
+            if b != 1.0:
+                y.mul_(b)
+            return y.add_(x, alpha=a)
+    # Neither side is tracked (the usual optimizer update): the in-place ops record
+    # nothing, and skip no_grad's overhead.
+    if b != 1.0:
+        y.mul_(b)
+    return y.add_(x, alpha=a)
 
 
 # ----------------------------------------------------------------------------------
