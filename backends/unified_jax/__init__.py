@@ -40,6 +40,7 @@ from unified_jax import shape_ops as _shape_ops
 from unified_jax.nn import conv as conv
 from unified_jax.nn import conv_transpose as conv_transpose
 from unified_jax.nn import pool as pool
+from unified_jax.nn import softmax_cross_entropy as softmax_cross_entropy
 from unified_jax.recurrent import rnn_layer as rnn_layer
 
 _PRECISION = "highest"

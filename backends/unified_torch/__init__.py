@@ -44,6 +44,7 @@ from unified_torch import shape_ops as _shape_ops
 from unified_torch.nn import conv as conv
 from unified_torch.nn import conv_transpose as conv_transpose
 from unified_torch.nn import pool as pool
+from unified_torch.nn import softmax_cross_entropy as softmax_cross_entropy
 from unified_torch.norm import batch_norm as batch_norm
 from unified_torch.recurrent import rnn_layer as rnn_layer
 
