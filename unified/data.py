@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +96,7 @@ def host_to_native(
     elif kind == "f":
         dtype = float_dtype
     elif kind in "iub":
-        dtype = host.dtype.name
+        dtype = dtype_name(host.dtype) or host.dtype.name  # cached (slow: Python)
     else:
         raise TypeError(
             f"{what}: cannot use an array of dtype {host.dtype} as data; expected "
@@ -138,10 +139,26 @@ def _foreign_to_host(x: Any, what: str) -> np.ndarray:
     return host
 
 
+_NAMES: dict[Any, str | None] = {}
+"""``dtype_name``'s answers by dtype object (it runs a few times per step, and a
+framework dtype's name takes a failed ``np.dtype`` call to find)."""
+
+
 def dtype_name(dtype: Any) -> str | None:
     """The NumPy name of a framework's dtype object (``torch.float32`` too)."""
     if dtype is None:
         return None
+    try:
+        return _NAMES[dtype]
+    except (KeyError, TypeError):  # TypeError: an unhashable dtype-like object
+        pass
+    name = _dtype_name(dtype)
+    with contextlib.suppress(TypeError):
+        _NAMES[dtype] = name
+    return name
+
+
+def _dtype_name(dtype: Any) -> str | None:
     try:
         return np.dtype(dtype).name
     except TypeError:

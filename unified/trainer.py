@@ -39,9 +39,9 @@ from unified.autodiff import (
     backend_of,
     convert_batch,
     ensure_materialized,
+    gradient_step,
     traced_call,
     trainable,
-    value_and_grad,
 )
 from unified.errors import StructureError
 from unified.nets import Net
@@ -70,7 +70,6 @@ class Trainer:
         self.net = net
         self.optimizer = optimizer
         self.compile = compile
-        self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
         # key -> (compiled step, which state parameters its trace wrote, the
         # messages of the traced checks, the dropout-mask requests, the host
         # checks of batch arguments): see unified.checks and unified.modes
@@ -99,10 +98,17 @@ class Trainer:
         plan = self._plan_for(loss_fn, batch)
         if plan.compiled:
             return self._compiled_step(plan, loss_fn, batch)
-        grad_fn = self._grad_fns.get(loss_fn)
-        if grad_fn is None:
-            grad_fn = self._grad_fns[loss_fn] = value_and_grad(loss_fn)
-        loss, _ = grad_fn(self.net, *batch)
+        # value_and_grad(loss_fn), with the structure the plan already found.
+        loss, _ = gradient_step(
+            self.net,
+            loss_fn,
+            batch,
+            plan.names,
+            plan.train,
+            plan.table,
+            plan.states,
+            plan.others,
+        )
         self.optimizer.step()
         return loss
 
@@ -181,7 +187,7 @@ class Trainer:
         compiled = self.compile and "jit" in table.capabilities
         # Host-drawn forward randomness (Dropout) enters a compiled step as inputs.
         random = any(getattr(n, "draws_host_randomness", False) for n in subnets)
-        train = trainable(self.net)[1] if compiled else []
+        names, train = trainable(self.net)
         others = [p for p in params if p.frozen or not p.trainable]
         held = [p for p in others if not p.trainable]
         plan = self._plan = _Plan(
@@ -190,6 +196,7 @@ class Trainer:
             frozen=tuple(p.frozen for p in params),
             table=table,
             compiled=compiled,
+            names=names,
             train=train,
             others=others,
             key=(tuple(map(id, train)), tuple(map(id, others))),
@@ -345,7 +352,8 @@ class _Plan:
     frozen: tuple[bool, ...]
     table: Any
     compiled: bool
-    train: list[Any]
+    names: list[str]  # the structural names of ``train``
+    train: list[Any]  # the trainable parameters, differentiated
     others: list[Any]
     key: tuple[Any, ...]  # identifies the structure among compiled steps
     nets: list[Any]  # every sub-net: their pins are part of a compiled step's key

@@ -189,11 +189,11 @@ def softmax_cross_entropy(logits: Array, labels: Array, reduction: str) -> Array
     prev = _np_on()
     try:
         logp = _nd.log_softmax(logits, axis=-1, temperature=1.0)
-        picked = _nd.pick(logp, labels, axis=-1)
+        loss = _nd.negative(_nd.pick(logp, labels, axis=-1))
         if reduction == "mean":
-            picked = _to_0d(_nd.mean(picked))
-        elif reduction == "sum":
-            picked = _to_0d(_nd.sum(picked))
-        return _nd.negative(picked)  # -(mean(p)) == mean(-p) exactly
+            return _to_0d(_nd.mean(loss))  # 0-d results are Scalars (SPEC 10)
+        if reduction == "sum":
+            return _to_0d(_nd.sum(loss))
+        return loss
     finally:
         _np_restore(prev)
