@@ -58,7 +58,8 @@ class Node:
     # -- array-like attributes -------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return np.shape(self.value)
+        value = self.value
+        return value.shape if type(value) is np.ndarray else np.shape(value)
 
     @property
     def dtype(self) -> np.dtype:
