@@ -5,8 +5,11 @@ function of (parameters, optimizer state, coefficients, batch). It is compiled o
 per structure (which parameters train, which update terms exist, the loss function)
 and reused for every input shape the backend's jit caches; learning rates,
 ``lr_mult``/``wd_mult`` values and bias corrections are inputs, so changing them
-never reuses a stale value. Elsewhere the step is ``value_and_grad`` followed by
-``optimizer.step()``.
+never reuses a stale value. NumPy batches enter the compiled function as private
+host copies (floating data cast to the net's dtype, SPEC 10), which it transfers
+inside the call: no separate conversion per argument. Elsewhere the step is
+``value_and_grad`` followed by ``optimizer.step()``, with the structure (trainable
+parameters, state parameters, backend) found once per plan, not per step.
 
 Example::
 

@@ -60,10 +60,12 @@ def _case(shape: tuple[int, ...], label_dtype: str) -> tuple[np.ndarray, np.ndar
     return logits, labels
 
 
+@pytest.mark.only_backends("numpy", "torch", "jax", "mxnet")
 def test_every_builtin_backend_has_the_fused_loss(backend: Any) -> None:
     assert HOOK in backend.capabilities
 
 
+@pytest.mark.requires(HOOK)
 @pytest.mark.parametrize("label_dtype", ["int64", "int32"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("shape", sorted(SHAPES))
