@@ -297,6 +297,15 @@ def case_jax(model: Model) -> Case:
         )
         return loss
 
+    def native_direct_step() -> Any:
+        # NumPy arrays straight into the jitted function (jit transfers them inside
+        # the call; on CPU it may read them after returning, so this is only safe
+        # while nobody mutates the batch, as here).
+        state["params"], state["bufs"], loss = train_step(
+            state["params"], state["bufs"], x_np, y_np
+        )
+        return loss
+
     def sync_unified(loss: Any) -> None:
         jax.block_until_ready((loss, [p.data() for p in u_params]))
 
@@ -307,6 +316,7 @@ def case_jax(model: Model) -> Case:
         runners={
             "unified": simple_runner(u_step, sync_unified),
             "native": simple_runner(native_step, sync_native),
+            "native-direct": simple_runner(native_direct_step, sync_native),
         },
         loss_of=float,
         framework="jax",

@@ -150,6 +150,43 @@ def traced_call(
     return fn
 
 
+def gradient_step(
+    net: Net,
+    loss_fn: LossFn,
+    args: tuple[Any, ...],
+    names: list[str],
+    params: list[Parameter],
+    table: Any,
+    held: list[Parameter],
+    others: list[Parameter],
+    accumulate: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """The body of :func:`value_and_grad` once the structure is known: the
+    trainable ``params`` (named ``names``) on backend ``table``, the state
+    parameters ``held`` (with values) and the parameters that get no gradient,
+    ``others`` (frozen or state). A :class:`~unified.Trainer` keeps these between
+    steps instead of finding them again."""
+    written: list[bool] = []
+    previous = _backend._active
+    _backend.activate(table)
+    try:
+        fn = traced_call(net, params, loss_fn, args, held, written)
+        arrays = [p._data for p in params]
+        arrays += [table.zeros_like(p._data) for p in held]
+        value, grads = table.value_and_grad(fn, arrays)
+    finally:
+        if previous is not None:
+            _backend.activate(previous)
+    if held:
+        _modes.apply_writes(table, held, written, grads[len(params) :])
+        grads = grads[: len(params)]
+    for p, g in zip(params, grads):
+        p._grad = table.add(p._grad, g) if accumulate and p._grad is not None else g
+    for p in others:
+        p._grad = None  # a stale gradient must not resurface after unfreezing
+    return value, dict(zip(names, grads))
+
+
 def value_and_grad(
     loss_fn: LossFn, accumulate: bool = False
 ) -> Callable[..., tuple[Any, dict[str, Any]]]:
@@ -167,27 +204,10 @@ def value_and_grad(
         ensure_materialized(net, loss_fn, args)
         names, params = trainable(net)
         table = backend_of(net, params)
-        held = states(net)
-        written: list[bool] = []
-        previous = _backend._active
-        _backend.activate(table)
-        try:
-            fn = traced_call(net, params, loss_fn, args, held, written)
-            arrays = [p._data for p in params]
-            arrays += [table.zeros_like(p._data) for p in held]
-            value, grads = table.value_and_grad(fn, arrays)
-        finally:
-            if previous is not None:
-                _backend.activate(previous)
-        if held:
-            _modes.apply_writes(table, held, written, grads[len(params) :])
-            grads = grads[: len(params)]
-        for p, g in zip(params, grads):
-            p._grad = table.add(p._grad, g) if accumulate and p._grad is not None else g
-        for p in net._listing().values():
-            if p.frozen or not p.trainable:
-                p._grad = None  # a stale gradient must not resurface after unfreezing
-        return value, dict(zip(names, grads))
+        others = [p for p in net._listing().values() if p.frozen or not p.trainable]
+        return gradient_step(
+            net, loss_fn, args, names, params, table, states(net), others, accumulate
+        )
 
     wrapped.__doc__ = f"value_and_grad of {getattr(loss_fn, '__name__', 'loss_fn')}"
     return wrapped

@@ -96,14 +96,23 @@ def check_labels(labels: Any, depth: int) -> bool:
 def defer_label_check(labels: Any, onehot: Any, depth: int) -> None:
     """Check traced labels: on the host when they are a batch argument, else by
     counting the all-zero rows of ``onehot`` (an output of the step)."""
-    if _collecting is None:
-        return
-    index = _collecting.argument(labels)
-    if index is not None:
-        _collecting.host.append((index, depth, lambda bad: label_message(bad, depth)))
+    if _collecting is None or defer_argument_check(labels, depth):
         return
     count = ops.subtract(float(np.prod(labels.shape)), ops.sum(onehot))
     _collecting.append((count, label_message("(in a compiled step)", depth)))
+
+
+def defer_argument_check(labels: Any, depth: int) -> bool:
+    """If traced ``labels`` are a batch argument of the step being collected,
+    register their host check (run by the caller after the step) and return
+    ``True``; else return ``False`` and register nothing."""
+    if _collecting is None:
+        return False
+    index = _collecting.argument(labels)
+    if index is None:
+        return False
+    _collecting.host.append((index, depth, lambda bad: label_message(bad, depth)))
+    return True
 
 
 def index_message(bad: Any, size: int, owner: str) -> str:

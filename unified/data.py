@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,7 @@ def host_to_native(
     elif kind == "f":
         dtype = float_dtype
     elif kind in "iub":
-        dtype = host.dtype.name
+        dtype = dtype_name(host.dtype) or host.dtype.name  # cached (slow: Python)
     else:
         raise TypeError(
             f"{what}: cannot use an array of dtype {host.dtype} as data; expected "
@@ -140,10 +141,26 @@ def _foreign_to_host(x: Any, what: str) -> np.ndarray:
     return host
 
 
+_NAMES: dict[Any, str | None] = {}
+"""``dtype_name``'s answers by dtype object (it runs a few times per step, and a
+framework dtype's name takes a failed ``np.dtype`` call to find)."""
+
+
 def dtype_name(dtype: Any) -> str | None:
     """The NumPy name of a framework's dtype object (``torch.float32`` too)."""
     if dtype is None:
         return None
+    try:
+        return _NAMES[dtype]
+    except (KeyError, TypeError):  # TypeError: an unhashable dtype-like object
+        pass
+    name = _dtype_name(dtype)
+    with contextlib.suppress(TypeError):
+        _NAMES[dtype] = name
+    return name
+
+
+def _dtype_name(dtype: Any) -> str | None:
     try:
         return np.dtype(dtype).name
     except TypeError:
@@ -215,6 +232,31 @@ def convert_call(
                 out = list(args)
             out[i] = new
     return args if out is None else tuple(out)
+
+
+def private_host_batch(args: tuple[Any, ...], float_dtype: str) -> list[Any] | None:
+    """The batch of a compiled step as private NumPy copies, or ``None``.
+
+    For batches made only of NumPy arrays of numbers (the usual case): floating
+    arrays take ``float_dtype``, integer and boolean ones keep theirs (the
+    compiled function canonicalizes them as ``asarray`` would). A compiled JAX
+    function reads NumPy arguments in place, possibly after it has returned, so
+    each is a fresh copy the caller cannot mutate; that copy is cheaper than a
+    separate host-to-device conversion per argument. Anything else (lists,
+    native arrays, strings, objects) gives ``None``: use :func:`convert_call`.
+    """
+    out = []
+    for a in args:
+        if type(a) is not np.ndarray:
+            return None
+        kind = a.dtype.kind
+        if kind == "f":
+            out.append(a.astype(float_dtype))  # astype copies
+        elif kind in "iub":
+            out.append(a.copy())
+        else:
+            return None
+    return out
 
 
 def convert_one(table: BackendTable, a: Any, float_dtype: str, what: str) -> Any:

@@ -724,8 +724,38 @@ def batch_norm(
     """
 
 
+@hookspec
+def softmax_cross_entropy(logits: Array, labels: Array, reduction: str) -> Array:
+    """Optional: fused softmax cross-entropy with integer class labels.
+
+    A faster kernel for what :func:`unified.losses.softmax_cross_entropy` composes
+    from ``log_softmax``, ``take``, ``negative`` and ``mean``/``sum``; the loss
+    calls it (capability ``softmax_cross_entropy``) when the labels are integer
+    class indices, the class axis is last, and the labels were already checked to
+    lie in ``[0, C)`` (on the host, or by the compiled step's host check of a batch
+    argument). Per sample ``loss[i] = -log_softmax(logits[i])[labels[i]]``.
+
+    :param logits: floating, shape ``(..., C)``, the class axis last.
+    :param labels: integer class indices, shape ``logits.shape[:-1]``, each in
+        ``[0, C)``.
+    :param reduction: ``"mean"`` (over every sample), ``"sum"`` or ``"none"``.
+    :returns: the loss in ``logits``' dtype: 0-d for ``"mean"`` and ``"sum"``, of
+        ``labels``' shape for ``"none"``; differentiable in ``logits``, with the
+        gradient ``softmax(logits) - one_hot(labels)`` times the incoming gradient
+        (divided by the number of samples for ``"mean"``).
+    """
+
+
 OPTIONAL_HOOKS: frozenset[str] = frozenset(
-    {"batch_norm", "device_of", "devices", "jit", "rnn_layer", "to_device"}
+    {
+        "batch_norm",
+        "device_of",
+        "devices",
+        "jit",
+        "rnn_layer",
+        "softmax_cross_entropy",
+        "to_device",
+    }
 )
 """Hooks a backend may leave out; each one it implements adds a capability."""
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from unified import ops
 from unified.backend import current_backend
-from unified.checks import check_labels, defer_label_check
+from unified.checks import check_labels, defer_argument_check, defer_label_check
 from unified.data import dtype_name, host_to_native
 
 __all__ = [
@@ -66,10 +66,14 @@ def softmax_cross_entropy(
     """
     logits = _native(logits)
     labels = _native(labels, logits)
-    logp = ops.log_softmax(logits, axis)
     if len(labels.shape) == len(logits.shape) - 1:
         depth = int(logits.shape[axis])
         concrete = check_labels(labels, depth)
+        fused = _fused(logits, labels, axis, reduction, concrete, depth)
+        if fused is not None:
+            return fused
+    logp = ops.log_softmax(logits, axis)
+    if len(labels.shape) == len(logits.shape) - 1:
         if concrete and axis % len(logits.shape) == len(logits.shape) - 1:
             picked = _pick_last(logp, labels, depth)
             if picked is not None:
@@ -84,6 +88,28 @@ def softmax_cross_entropy(
             defer_label_check(labels, onehot, depth)
         labels = onehot
     return _reduce(ops.negative(ops.sum(ops.multiply(logp, labels), axis)), reduction)
+
+
+def _fused(
+    logits: Any, labels: Any, axis: int, reduction: str, concrete: bool, depth: int
+) -> Any:
+    """The backend's fused ``softmax_cross_entropy`` hook (capability of the same
+    name) for integer labels with the class axis last, once the labels are checked
+    (concretely, or on the host as an argument of a compiled step); else ``None``.
+    Equal to the composition below within float32 rounding (the conformance suite
+    checks both against a float64 oracle)."""
+    table = current_backend()
+    ndim = len(logits.shape)
+    if (
+        "softmax_cross_entropy" not in table.capabilities
+        or reduction not in _REDUCTIONS
+        or axis % ndim != ndim - 1
+        or (dtype_name(getattr(labels, "dtype", None)) or "f")[0] not in "iu"
+    ):
+        return None
+    if not (concrete or defer_argument_check(labels, depth)):
+        return None  # traced labels computed inside the step: the one-hot check
+    return table.softmax_cross_entropy(logits, labels, reduction)
 
 
 def _pick_last(logp: Any, labels: Any, depth: int) -> Any:

@@ -5,8 +5,11 @@ function of (parameters, optimizer state, coefficients, batch). It is compiled o
 per structure (which parameters train, which update terms exist, the loss function)
 and reused for every input shape the backend's jit caches; learning rates,
 ``lr_mult``/``wd_mult`` values and bias corrections are inputs, so changing them
-never reuses a stale value. Elsewhere the step is ``value_and_grad`` followed by
-``optimizer.step()``.
+never reuses a stale value. NumPy batches enter the compiled function as private
+host copies (floating data cast to the net's dtype, SPEC 10), which it transfers
+inside the call: no separate conversion per argument. Elsewhere the step is
+``value_and_grad`` followed by ``optimizer.step()``, with the structure (trainable
+parameters, state parameters, backend) found once per plan, not per step.
 
 Example::
 
@@ -31,6 +34,7 @@ import numpy as np
 
 from unified import backend as _backend
 from unified import checks, nets
+from unified import data as _data
 from unified import fit as _fit
 from unified import modes as _modes
 from unified.autodiff import (
@@ -38,9 +42,9 @@ from unified.autodiff import (
     backend_of,
     convert_batch,
     ensure_materialized,
+    gradient_step,
     traced_call,
     trainable,
-    value_and_grad,
 )
 from unified.errors import StructureError
 from unified.nets import Net
@@ -69,7 +73,6 @@ class Trainer:
         self.net = net
         self.optimizer = optimizer
         self.compile = compile
-        self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
         # key -> (compiled step, which state parameters its trace wrote, the
         # messages of the traced checks, the dropout-mask requests, the host
         # checks of batch arguments): see unified.checks and unified.modes
@@ -87,14 +90,28 @@ class Trainer:
 
         Pass the same ``loss_fn`` object every step: compiled steps are cached by it.
         """
+        plan = self._plan
+        if plan is not None and plan.compiled and self._current(plan):
+            # The usual compiled step: NumPy batches go to the compiled function
+            # as private host copies (one transfer each, inside the call).
+            host = _data.private_host_batch(batch, plan.float_dtype)
+            if host is not None:
+                return self._compiled_step(plan, loss_fn, tuple(host))
         batch = convert_batch(self.net, batch, "Trainer.step")
         plan = self._plan_for(loss_fn, batch)
         if plan.compiled:
             return self._compiled_step(plan, loss_fn, batch)
-        grad_fn = self._grad_fns.get(loss_fn)
-        if grad_fn is None:
-            grad_fn = self._grad_fns[loss_fn] = value_and_grad(loss_fn)
-        loss, _ = grad_fn(self.net, *batch)
+        # value_and_grad(loss_fn), with the structure the plan already found.
+        loss, _ = gradient_step(
+            self.net,
+            loss_fn,
+            batch,
+            plan.names,
+            plan.train,
+            plan.table,
+            plan.states,
+            plan.others,
+        )
         self.optimizer.step()
         return loss
 
@@ -141,14 +158,17 @@ class Trainer:
         :mod:`unified.fit`)."""
         return _fit.predict(self, data, batch_size)
 
+    @staticmethod
+    def _current(plan: _Plan) -> bool:
+        """Whether ``plan`` still describes the net (no registration, no freezing)."""
+        return plan.generation == nets._generation and plan.frozen == tuple(
+            p.frozen for p in plan.params
+        )
+
     def _plan_for(self, loss_fn: LossFn, batch: tuple[Any, ...]) -> _Plan:
         """The step's structure, rebuilt only when the net or a frozen flag changed."""
         plan = self._plan
-        if (
-            plan is not None
-            and plan.generation == nets._generation
-            and plan.frozen == tuple(p.frozen for p in plan.params)
-        ):
+        if plan is not None and self._current(plan):
             return plan
         ensure_materialized(self.net, loss_fn, batch)
         params = list(self.net._listing().values())
@@ -170,7 +190,7 @@ class Trainer:
         compiled = self.compile and "jit" in table.capabilities
         # Host-drawn forward randomness (Dropout) enters a compiled step as inputs.
         random = any(getattr(n, "draws_host_randomness", False) for n in subnets)
-        train = trainable(self.net)[1] if compiled else []
+        names, train = trainable(self.net)
         others = [p for p in params if p.frozen or not p.trainable]
         held = [p for p in others if not p.trainable]
         plan = self._plan = _Plan(
@@ -179,12 +199,14 @@ class Trainer:
             frozen=tuple(p.frozen for p in params),
             table=table,
             compiled=compiled,
+            names=names,
             train=train,
             others=others,
             key=(tuple(map(id, train)), tuple(map(id, others))),
             nets=subnets,
             states=held,
             random=random,
+            float_dtype=self.net._float_dtype,
         )
         return plan
 
@@ -307,6 +329,7 @@ class Trainer:
         drawn, no layer's count advances, nothing is written back); each compiled
         step then gets the masks drawn on the host as inputs.
         """
+        batch = convert_batch(self.net, batch, "Trainer.step")  # may be host copies
         previous = _backend._active
         _backend.activate(plan.table)
         try:
@@ -334,12 +357,14 @@ class _Plan:
     frozen: tuple[bool, ...]
     table: Any
     compiled: bool
-    train: list[Any]
+    names: list[str]  # the structural names of ``train``
+    train: list[Any]  # the trainable parameters, differentiated
     others: list[Any]
     key: tuple[Any, ...]  # identifies the structure among compiled steps
     nets: list[Any]  # every sub-net: their pins are part of a compiled step's key
     states: list[Any]  # state parameters (also in ``others``), carried functionally
     random: bool  # some sub-net draws host masks (inputs of a compiled step)
+    float_dtype: str  # the dtype floating batch data takes (SPEC 10)
 
 
 def _pure_step(

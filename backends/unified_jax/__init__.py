@@ -43,6 +43,7 @@ from unified_jax.devices import to_device as to_device
 from unified_jax.nn import conv as conv
 from unified_jax.nn import conv_transpose as conv_transpose
 from unified_jax.nn import pool as pool
+from unified_jax.nn import softmax_cross_entropy as softmax_cross_entropy
 from unified_jax.recurrent import rnn_layer as rnn_layer
 
 _PRECISION = "highest"

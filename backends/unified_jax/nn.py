@@ -200,3 +200,29 @@ def pool(
         bool(ceil_mode),
         bool(count_include_pad),
     )
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _cross_entropy(logits: Array, labels: Array, reduction: str) -> Array:
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    picked = jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+    if reduction == "mean":
+        picked = jnp.mean(picked)
+    elif reduction == "sum":
+        picked = jnp.sum(picked)
+    return -picked
+
+
+_cross_entropy_jit = jax.jit(_cross_entropy, static_argnames="reduction")
+
+
+@hookimpl
+def softmax_cross_entropy(logits: Array, labels: Array, reduction: str) -> Array:
+    """``log_softmax``, ``take_along_axis`` of the labels, the reduction and the
+    negation as one compiled function (one dispatch when called eagerly; inlined
+    into a compiled step)."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return _cross_entropy_jit(logits, labels, reduction=reduction)

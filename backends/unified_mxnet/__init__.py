@@ -360,5 +360,6 @@ where = _shape_ops.where
 from unified_mxnet.nn import conv as conv  # noqa: E402
 from unified_mxnet.nn import conv_transpose as conv_transpose  # noqa: E402
 from unified_mxnet.nn import pool as pool  # noqa: E402
+from unified_mxnet.nn import softmax_cross_entropy as softmax_cross_entropy  # noqa: E402
 from unified_mxnet.norm import batch_norm as batch_norm  # noqa: E402
 from unified_mxnet.recurrent import rnn_layer as rnn_layer  # noqa: E402

@@ -26,7 +26,7 @@ import numpy
 
 from unified import hookimpl
 from unified.windows import conv_transpose_output_size, pool_divisors, pool_output_size
-from unified_mxnet import _np_on, _np_restore
+from unified_mxnet import _np_on, _np_restore, _to_0d
 
 Array = Any
 Ints = tuple[int, ...]
@@ -172,5 +172,28 @@ def pool(
             div = _divisor(x.shape[2:], kernel, stride, padding, out, count_include_pad)
             y = _nd.broadcast_div(y, _nd.array(div, ctx=x.context, dtype=x.dtype))
         return y
+    finally:
+        _np_restore(prev)
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+@hookimpl
+def softmax_cross_entropy(logits: Array, labels: Array, reduction: str) -> Array:
+    """``log_softmax`` (the exact kernel, as the ``log_softmax`` hook), ``pick`` of
+    the labels' entries, the reduction and ``negative``: four operators where the
+    composition issues about eight (and no host-computed index array)."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    prev = _np_on()
+    try:
+        logp = _nd.log_softmax(logits, axis=-1, temperature=1.0)
+        loss = _nd.negative(_nd.pick(logp, labels, axis=-1))
+        if reduction == "mean":
+            return _to_0d(_nd.mean(loss))  # 0-d results are Scalars (SPEC 10)
+        if reduction == "sum":
+            return _to_0d(_nd.sum(loss))
+        return loss
     finally:
         _np_restore(prev)

@@ -16,6 +16,7 @@ import numpy as np
 
 from unified import BackendInfo, hookimpl
 from unified_numpy import tape as _tape
+from unified_numpy.losses import softmax_cross_entropy
 from unified_numpy.nn import conv, conv_transpose, pool
 from unified_numpy.norm import batch_norm
 from unified_numpy.ops import (
@@ -108,6 +109,7 @@ __all__ = [
     "sigmoid",
     "slice_axis",
     "softmax",
+    "softmax_cross_entropy",
     "split",
     "sqrt",
     "square",

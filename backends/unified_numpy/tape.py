@@ -7,9 +7,10 @@ In the spirit of micrograd's engine, but every value is an ``np.ndarray``:
   ``backward`` closure that maps the gradient of the node to one gradient per parent.
 * The ops in :mod:`unified_numpy.ops` build Nodes with :func:`record` whenever one of
   their inputs is a Node; with plain arrays they never touch this module.
-* :func:`value_and_grad` wraps the inputs in leaf Nodes, calls the function, sorts the
-  graph topologically and walks it backwards, summing the gradients of a node that
-  is used several times.
+* :func:`value_and_grad` wraps the inputs in leaf Nodes, calls the function, and walks
+  the Nodes it recorded backwards in reverse creation order (a Node is created after
+  its parents, so no sorting is needed), summing the gradients of a node that is
+  used several times.
 
 The graph lives only as long as one :func:`value_and_grad` call: leaves are created
 afresh each time and nothing is stored on the input arrays, so no state leaks.
@@ -57,7 +58,8 @@ class Node:
     # -- array-like attributes -------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return np.shape(self.value)
+        value = self.value
+        return value.shape if type(value) is np.ndarray else np.shape(value)
 
     @property
     def dtype(self) -> np.dtype:
@@ -166,8 +168,20 @@ def record(value: Any, inputs: Sequence[Any], grad_fns: Sequence[Backward]) -> N
             fns.append(fn)
     if len(fns) == 1:
         (only,) = fns
-        return Node(value, tuple(parents), lambda g: (only(g),))
-    return Node(value, tuple(parents), lambda g: tuple(fn(g) for fn in fns))
+        node = Node(value, tuple(parents), lambda g: (only(g),))
+    else:
+        node = Node(value, tuple(parents), lambda g: tuple(fn(g) for fn in fns))
+    _created.append(node)
+    return node
+
+
+_IDLE: list[Node] = []
+_created: list[Node] = _IDLE
+"""The Nodes recorded by the running :func:`value_and_grad`, in creation order
+(``_IDLE`` outside any call).
+
+A Node is created after its parents, so this list is already a topological order:
+the backward pass walks it in reverse instead of sorting the graph."""
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
@@ -182,24 +196,6 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     if stretched:
         g = np.sum(g, axis=stretched, keepdims=True)
     return g
-
-
-def _topological_order(root: Node) -> list[Node]:
-    """Return every Node reachable from ``root``, each after all of its parents."""
-    order: list[Node] = []
-    seen: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(root, False)]
-    while stack:  # iterative, so deep graphs (long loops) do not hit recursion limits
-        node, parents_done = stack.pop()
-        if parents_done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((p, False) for p in node.parents if id(p) not in seen)
-    return order
 
 
 def _own_array(g: Any, like: np.ndarray, taken: set[int]) -> np.ndarray:
@@ -231,8 +227,19 @@ def value_and_grad(
             "value_and_grad of the numpy backend cannot be nested: the tape does not "
             "differentiate its own gradients"
         )
+    global _created
     leaves = [Node(np.asarray(a)) for a in arrays]
-    out = fn(leaves)
+    outer, _created = _created, []
+    try:
+        out = fn(leaves)
+    finally:
+        # A value_and_grad called inside another one's fn: its Nodes (created after
+        # the outer ones so far) join the outer tape, which may reach them too.
+        created, _created = _created, outer
+        if outer is _IDLE:
+            _IDLE.clear()
+        else:
+            outer.extend(created)
     out_value = np.asarray(out.value if type(out) is Node else out)
     if out_value.size != 1:
         raise ValueError(
@@ -243,7 +250,7 @@ def value_and_grad(
     grads: dict[int, Any] = {}
     if type(out) is Node:
         grads[id(out)] = np.ones_like(out_value)
-        for node in reversed(_topological_order(out)):
+        for node in reversed(created):
             g = grads.get(id(node))
             if g is None or not node.parents:
                 continue  # unreachable from the output, or a leaf: keep its sum

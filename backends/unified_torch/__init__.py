@@ -47,6 +47,7 @@ from unified_torch.devices import to_device as to_device
 from unified_torch.nn import conv as conv
 from unified_torch.nn import conv_transpose as conv_transpose
 from unified_torch.nn import pool as pool
+from unified_torch.nn import softmax_cross_entropy as softmax_cross_entropy
 from unified_torch.norm import batch_norm as batch_norm
 from unified_torch.recurrent import rnn_layer as rnn_layer
 
@@ -147,10 +148,16 @@ def assign(target: Array, value: Array) -> Array:
 @hookimpl
 def axpby(a: float, x: Array, b: float, y: Array) -> Array:
     """``y = a*x + b*y`` in place (``mul_`` then ``add_(alpha=a)``); return ``y``."""
-    with torch.no_grad():
-        if b != 1.0:
-            y.mul_(b)
-        return y.add_(x, alpha=a)
+    if y.requires_grad or x.requires_grad:
+        with torch.no_grad():  # keep the update out of any autograd graph
+            if b != 1.0:
+                y.mul_(b)
+            return y.add_(x, alpha=a)
+    # Neither side is tracked (the usual optimizer update): the in-place ops record
+    # nothing, and skip no_grad's overhead.
+    if b != 1.0:
+        y.mul_(b)
+    return y.add_(x, alpha=a)
 
 
 # ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 
 from unified import hookimpl
@@ -119,3 +120,20 @@ def pool(
             count_include_pad=count_include_pad,
         )
     raise ValueError(f"pool: mode must be 'max' or 'avg', got {mode!r}")
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+@hookimpl
+def softmax_cross_entropy(logits: Array, labels: Array, reduction: str) -> Array:
+    """``F.cross_entropy`` (``log_softmax`` and ``nll_loss`` in one call, one
+    backward) over ``(N, C)`` logits; other shapes are flattened around it."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    x = logits if logits.ndim == 2 else logits.reshape(-1, logits.shape[-1])
+    t = labels if labels.ndim == 1 else labels.reshape(-1)
+    if t.dtype != torch.int64:
+        t = t.long()
+    out = F.cross_entropy(x, t, reduction=reduction)
+    return out.reshape(labels.shape) if reduction == "none" else out
