@@ -34,7 +34,13 @@ from unified.errors import (
     UnifiedError,
 )
 from unified.init import seed
-from unified.interop import ConversionError, from_gluon, from_torch, load_native
+from unified.interop import (
+    ConversionError,
+    from_flax,
+    from_gluon,
+    from_torch,
+    load_native,
+)
 from unified.layers import (
     ELU,
     GELU,
@@ -153,6 +159,7 @@ __all__ = [
     "callbacks",
     "current_backend",
     "freeze",
+    "from_flax",
     "from_gluon",
     "from_torch",
     "functional",

@@ -1,0 +1,624 @@
+"""``from_flax``: a Flax Linen module and its variables as a unified net (SPEC 14).
+
+A Linen module has no structure until it is called (``@nn.compact`` creates its
+sub-modules inside ``__call__``), so the converter calls it once on the example
+inputs under ``jax.make_jaxpr``, with ``nn.intercept_methods`` replacing every
+known layer's ``__call__`` by an opaque placeholder. The trace is then a short
+program of glue primitives (activations, pooling windows, reshapes, residual adds,
+means) between the layers; each becomes a node of a
+:class:`~unified.interop.graph.GraphNet` whose children are the converted layers at
+Flax's module paths.
+
+Names and layouts (decided here, documented in docs/porting.md):
+
+* Parameter names are Flax's variable paths joined with dots, the collection left
+  out: ``Dense_0.kernel``, ``Dense_0.bias``, ``Conv_0.kernel``, ``BatchNorm_0.scale``,
+  ``BatchNorm_0.bias``, ``BatchNorm_0.mean``, ``BatchNorm_0.var`` (``batch_stats``),
+  ``LayerNorm_0.scale``, ``Embed_0.embedding``; inside ``nn.Sequential`` the
+  modules are ``layers_0``, ``layers_1``, ... as Flax names them.
+* Values are held in unified's layouts: a Dense ``kernel`` is stored transposed,
+  ``(out, in)``; a Conv ``kernel`` goes from Flax's ``(*window, in, out)`` to
+  ``(out, in, *window)``. Everything else keeps its shape.
+* Flax computes channels-last (``NHWC``): the converted net takes and returns the
+  same arrays as the Flax module; a convolution or pooling window transposes to
+  unified's channels-first kernels and back inside the graph.
+* ``BatchNorm`` keeps Flax's convention: ``running = momentum * running + (1 -
+  momentum) * batch`` with the *biased* batch variance, and Flax's epsilon.
+  ``use_running_average``/``deterministic`` are mode switches in Flax; the
+  converted net follows unified's modes instead (training inside
+  ``value_and_grad``/``Trainer``, inference in a plain call).
+
+Anything else (another module, a primitive without a unified op) is listed, with
+its place, in one ``ConversionError``; nothing partial is returned. Flax and JAX
+are imported here only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import numpy as np
+from flax import linen as fnn
+from jax.extend.core import Primitive
+
+from unified import layers as L
+from unified.interop import common
+from unified.interop.graph import ConversionError, GraphNet, Holder, Node, attach
+from unified.interop.torch_import import _rename
+from unified.nets import Net
+from unified.parameters import Parameter
+
+_LEAF = Primitive("unified_flax_layer")
+_LEAF.def_abstract_eval(
+    lambda x, *, path, shape, dtype: jax.core.ShapedArray(shape, dtype)
+)
+
+_CHANNELS_FIRST = {1: (0, 2, 1), 2: (0, 3, 1, 2)}
+_CHANNELS_LAST = {1: (0, 2, 1), 2: (0, 2, 3, 1)}
+
+
+class _Layer:
+    """A converted Flax layer: the unified layer, the names of its variables
+    (Flax's name -> unified entry), how to bring each value into unified's layout,
+    and the nodes it expands to (around the layer call)."""
+
+    def __init__(self, layer: Net, names: dict[str, str], shape: tuple[int, ...]):
+        self.layer = layer
+        self.names = names
+        self.shape = shape
+        self.pre: list[tuple[str, dict[str, Any]]] = []
+        self.post: list[tuple[str, dict[str, Any]]] = []
+        self.layouts: dict[str, tuple[int, ...]] = {}
+
+
+def _pair_padding(
+    padding: Any, shape: tuple[int, ...], window: tuple[int, ...], strides, dilation
+) -> list[tuple[int, int]] | str:
+    """Flax's ``padding`` as one ``(lo, hi)`` pair per spatial dimension."""
+    spatial = shape[1:-1]
+    if isinstance(padding, str):
+        if padding.upper() == "VALID":
+            return [(0, 0)] * len(spatial)
+        if padding.upper() != "SAME":
+            return f"padding {padding!r}"
+        pads = []
+        for size, k, s, d in zip(spatial, window, strides, dilation):
+            out = -(-size // s)
+            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+            pads.append((total // 2, total - total // 2))
+        return pads
+    if isinstance(padding, int):
+        return [(padding, padding)] * len(spatial)
+    pairs = [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
+    return [(int(a), int(b)) for a, b in pairs]
+
+
+def _conv(m: Any, shape: tuple[int, ...], kernel: tuple[int, ...]) -> _Layer | str:
+    nd = len(kernel) - 2
+    if nd not in (1, 2) or len(shape) != nd + 2:
+        return f"a {nd}-D convolution on a {len(shape)}-D input (only 1-D and 2-D)"
+    if m.input_dilation not in (None, 1) and set(m.input_dilation) != {1}:
+        return "input_dilation"
+    if getattr(m, "mask", None) is not None:
+        return "a kernel mask"
+    window = tuple(kernel[:nd])
+    strides = _tuple(m.strides, nd)
+    dilation = _tuple(m.kernel_dilation, nd)
+    pads = _pair_padding(m.padding, shape, window, strides, dilation)
+    if isinstance(pads, str):
+        return pads
+    groups = int(m.feature_group_count)
+    out_ch = int(kernel[-1])
+    cls: Any = L.Conv1D if nd == 1 else L.Conv2D
+    symmetric = all(a == b for a, b in pads)
+    layer = cls(
+        out_ch,
+        window,
+        strides=strides,
+        padding=tuple(a for a, _ in pads) if symmetric else 0,
+        dilation=dilation,
+        groups=groups,
+        use_bias=m.use_bias,
+        in_channels=int(shape[-1]),
+    )
+    spatial_out = []
+    for size, (lo, hi), k, s, d in zip(shape[1:-1], pads, window, strides, dilation):
+        spatial_out.append((size + lo + hi - (k - 1) * d - 1) // s + 1)
+    out = _Layer(
+        _rename(layer, {"weight": "kernel"}),
+        {"kernel": "kernel", "bias": "bias"},
+        (shape[0], *spatial_out, out_ch),
+    )
+    out.pre.append(("transpose", {"axes": _CHANNELS_FIRST[nd]}))
+    if not symmetric:
+        out.pre.append(("pad", {"width": [(0, 0), (0, 0), *pads]}))
+    out.post.append(("transpose", {"axes": _CHANNELS_LAST[nd]}))
+    out.layouts["kernel"] = (nd + 1, nd, *range(nd))
+    return out
+
+
+def _tuple(value: Any, n: int) -> tuple[int, ...]:
+    if value is None:
+        return (1,) * n
+    if isinstance(value, int):
+        return (value,) * n
+    return tuple(int(v) for v in value)
+
+
+def _leaf(
+    m: Any, shape: tuple[int, ...], variables: dict[str, Any]
+) -> _Layer | str | None:
+    """The converted layer of a known Flax module called on an input of ``shape``;
+    a reason string if unified cannot reproduce it; ``None`` if it is not a
+    known layer."""
+    params = variables.get("params", {})
+    t = type(m)
+    if t is fnn.Dense:
+        if m.dot_general is not None or getattr(m, "dot_general_cls", None):
+            return "a custom dot_general"
+        layer = L.Dense(m.features, in_units=int(shape[-1]), use_bias=m.use_bias)
+        out = _Layer(
+            _rename(layer, {"weight": "kernel"}),
+            {"kernel": "kernel", "bias": "bias"},
+            (*shape[:-1], int(m.features)),
+        )
+        out.layouts["kernel"] = (1, 0)
+        return out
+    if t is fnn.Conv:
+        return _conv(m, shape, tuple(params["kernel"].shape))
+    if t is fnn.BatchNorm:
+        if m.axis not in (-1, len(shape) - 1) or m.axis_name is not None:
+            return f"BatchNorm over axis {m.axis} / axis_name {m.axis_name!r}"
+        bn = L.BatchNorm(
+            axis=-1,
+            momentum=float(m.momentum),
+            epsilon=float(m.epsilon),
+            center=m.use_bias,
+            scale=m.use_scale,
+            unbiased_running_var=False,
+            in_channels=int(shape[-1]),
+        )
+        names = {"gamma": "scale", "beta": "bias"}
+        names.update({"running_mean": "mean", "running_var": "var"})
+        return _Layer(_rename(bn, names), {v: v for v in names.values()}, shape)
+    if t is fnn.LayerNorm:
+        if m.reduction_axes not in (-1, (-1,), len(shape) - 1):
+            return f"LayerNorm over axes {m.reduction_axes} (only the last)"
+        if m.feature_axes not in (-1, (-1,)) or not m.use_fast_variance:
+            return "LayerNorm with other feature axes or use_fast_variance=False"
+        ln = L.LayerNorm(
+            epsilon=float(m.epsilon),
+            center=m.use_bias,
+            scale=m.use_scale,
+            in_channels=int(shape[-1]),
+        )
+        names = {"gamma": "scale", "beta": "bias"}
+        return _Layer(_rename(ln, names), {v: v for v in names.values()}, shape)
+    if t is fnn.Dropout:
+        if m.broadcast_dims:
+            return "Dropout with broadcast_dims"
+        return _Layer(L.Dropout(float(m.rate)), {}, shape)
+    if t is fnn.Embed:
+        emb = L.Embedding(int(m.num_embeddings), int(m.features))
+        return _Layer(
+            _rename(emb, {"weight": "embedding"}),
+            {"embedding": "embedding"},
+            (*shape, int(m.features)),
+        )
+    return None
+
+
+def _flat(tree: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """``{path: leaf}`` of a nested mapping of arrays."""
+    out: dict[tuple[str, ...], Any] = {}
+    for key, value in tree.items():
+        path = (*prefix, str(key))
+        if hasattr(value, "items"):
+            out.update(_flat(value, path))
+        else:
+            out[path] = value
+    return out
+
+
+class _Tracer:
+    """Trace the module once; collect the layers met and the problems found."""
+
+    def __init__(self, module: Any, variables: Any) -> None:
+        self.module = module
+        self.variables = variables
+        self.layers: dict[str, _Layer] = {}
+        self.problems: list[str] = []
+
+    def intercept(self, next_fun: Any, args: Any, kwargs: Any, context: Any) -> Any:
+        m = context.module
+        if context.method_name != "__call__" or isinstance(m, fnn.Sequential):
+            return next_fun(*args, **kwargs)
+        if not m.path:  # the module converted: trace its __call__
+            return next_fun(*args, **kwargs)
+        path = ".".join(str(p) for p in m.path)
+        x = args[0] if args else None
+        if x is None or not hasattr(x, "shape"):
+            self.problems.append(
+                f"{path} ({type(m).__name__}): called without an array"
+            )
+            return next_fun(*args, **kwargs)
+        found = _leaf(m, tuple(x.shape), dict(m.variables))
+        if found is None:
+            builtin = type(m).__module__.startswith("flax.")
+            if not builtin:  # a user module: trace through its __call__
+                return next_fun(*args, **kwargs)
+            found = "not supported by unified"
+        if isinstance(found, str):
+            self.problems.append(f"{path} ({type(m).__name__}): {found}")
+            return next_fun(*args, **kwargs)
+        self.layers.setdefault(path, found)
+        dtype = x.dtype if type(m) is not fnn.Embed else np.dtype("float32")
+        return _LEAF.bind(x, path=path, shape=tuple(found.shape), dtype=dtype)
+
+    def trace(self, inputs: list[Any], kwargs: dict[str, Any]) -> Any:
+        def run(*xs: Any) -> Any:
+            with fnn.intercept_methods(self.intercept):
+                return self.module.apply(self.variables, *xs, **kwargs)
+
+        return jax.make_jaxpr(run)(*inputs)
+
+
+class _Graph:
+    """Walk a jaxpr into graph nodes (inlining nested calls)."""
+
+    def __init__(self, n_inputs: int, layers: dict[str, _Layer]) -> None:
+        self.nodes: list[Node] = []
+        self.n_inputs = n_inputs
+        self.layers = layers
+        self.env: dict[Any, int] = {}
+        self.scalars: dict[Any, float] = {}
+        self.sum_pools: dict[Any, tuple[int, float]] = {}
+        self.problems: list[str] = []
+
+    def emit(self, name: str, op: str, inputs: list[Any], **attrs: Any) -> int:
+        layer = attrs.pop("layer", None)
+        self.nodes.append(Node(name, op, inputs, attrs, layer))
+        return self.n_inputs + len(self.nodes) - 1
+
+    def read(self, var: Any) -> Any:
+        """The node index of ``var``, or its value if it is a host constant."""
+        if hasattr(var, "val"):  # a literal
+            return float(np.asarray(var.val))
+        if var in self.scalars:
+            return self.scalars[var]
+        if var in self.sum_pools:  # a sum of a window used as a sum: avg * count
+            index, count = self.sum_pools.pop(var)
+            self.env[var] = self.emit("sum_pool", "multiply", [index], scalar=count)
+        return self.env[var]
+
+    def walk(self, jaxpr: Any, args: list[Any]) -> list[Any]:
+        inner = dict(zip(jaxpr.invars, args))
+        for var, index in inner.items():
+            self.bind(var, index)
+        for eqn in jaxpr.eqns:
+            self.equation(eqn)
+        return [self.read(v) for v in jaxpr.outvars]
+
+    def bind(self, var: Any, value: Any) -> None:
+        if isinstance(value, float):
+            self.scalars[var] = value
+        else:
+            self.env[var] = value
+
+    def equation(self, eqn: Any) -> None:
+        prim = eqn.primitive.name
+        p = eqn.params
+        out = eqn.outvars[0]
+        where = f"{prim} -> {tuple(out.aval.shape)}"
+        nested = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
+        if nested is not None and prim in (
+            "pjit",
+            "jit",
+            "closed_call",
+            "custom_jvp_call",
+            "custom_vjp_call",
+            "custom_vjp_call_jaxpr",
+        ):
+            inner = getattr(nested, "jaxpr", nested)
+            consts = getattr(nested, "consts", [])
+            if consts:
+                self.problems.append(f"{where}: a call closing over constants")
+                return
+            n = len(inner.invars)
+            results = self.walk(inner, [self.read(v) for v in eqn.invars[:n]])
+            for var, value in zip(eqn.outvars, results):
+                self.bind(var, value)
+            return
+        if prim == "unified_flax_layer":
+            self.layer(eqn)
+            return
+        ins = eqn.invars
+        if prim == "convert_element_type":
+            if (
+                hasattr(ins[0], "val")
+                or ins[0] in self.scalars
+                or ins[0].aval.dtype == p["new_dtype"]
+            ):
+                self.bind(out, self.read(ins[0]))
+                return
+            self.problems.append(f"{where}: a dtype conversion")
+            return
+        if all(hasattr(v, "val") or v in self.scalars for v in ins) and prim in (
+            "add",
+            "sub",
+            "mul",
+            "div",
+        ):  # host arithmetic on constants (e.g. a window size)
+            a, b = (float(self.read(v)) for v in ins)
+            ops = {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b}
+            self.scalars[out] = ops[prim]
+            return
+        handler = getattr(self, "p_" + prim, None)
+        if handler is None:
+            self.problems.append(f"{where}: primitive {prim!r} has no unified op")
+            return
+        result = handler(eqn, where)
+        if result is not None:
+            self.env[out] = result
+
+    def layer(self, eqn: Any) -> None:
+        path = eqn.params["path"]
+        conv = self.layers[path]
+        index = self.read(eqn.invars[0])
+        for op, attrs in conv.pre:
+            index = self.emit(f"{path}:{op}", op, [index], **attrs)
+        index = self.emit(path, "layer", [index], layer=path)
+        for op, attrs in conv.post:
+            index = self.emit(f"{path}:{op}", op, [index], **attrs)
+        self.env[eqn.outvars[0]] = index
+
+    # -- glue primitives -------------------------------------------------------
+
+    def _binary(self, eqn: Any, op: str) -> int:
+        a, b = (self.read(v) for v in eqn.invars)
+        if isinstance(b, float):
+            return self.emit(op, op, [a], scalar=b)
+        if isinstance(a, float):
+            return self.emit(op, op, [b], scalar=a, reverse=True)
+        return self.emit(op, op, [a, b])
+
+    def p_add(self, eqn: Any, where: str) -> int:
+        return self._binary(eqn, "add")
+
+    def p_sub(self, eqn: Any, where: str) -> int:
+        return self._binary(eqn, "subtract")
+
+    def p_mul(self, eqn: Any, where: str) -> int:
+        return self._binary(eqn, "multiply")
+
+    def p_div(self, eqn: Any, where: str) -> int:
+        a, b = eqn.invars
+        if a in self.sum_pools and isinstance(self.read(b), float):
+            index, count = self.sum_pools[a]
+            if float(self.read(b)) == count:  # Flax's avg_pool: sum / window size
+                return index
+        return self._binary(eqn, "divide")
+
+    def p_max(self, eqn: Any, where: str) -> int | None:
+        a, b = (self.read(v) for v in eqn.invars)
+        if isinstance(b, float) and b == 0.0 and not isinstance(a, float):
+            return self.emit("relu", "relu", [a])
+        if isinstance(a, float) and a == 0.0 and not isinstance(b, float):
+            return self.emit("relu", "relu", [b])
+        return self._binary(eqn, "maximum")
+
+    def p_min(self, eqn: Any, where: str) -> int:
+        return self._binary(eqn, "minimum")
+
+    def p_logistic(self, eqn: Any, where: str) -> int:
+        return self.emit("sigmoid", "sigmoid", [self.read(eqn.invars[0])])
+
+    def p_tanh(self, eqn: Any, where: str) -> int:
+        return self.emit("tanh", "tanh", [self.read(eqn.invars[0])])
+
+    def _unary(self, eqn: Any, fn: str) -> int:
+        return self.emit(fn, "unary", [self.read(eqn.invars[0])], fn=fn)
+
+    def p_exp(self, eqn: Any, where: str) -> int:
+        return self._unary(eqn, "exp")
+
+    def p_log(self, eqn: Any, where: str) -> int:
+        return self._unary(eqn, "log")
+
+    def p_sqrt(self, eqn: Any, where: str) -> int:
+        return self._unary(eqn, "sqrt")
+
+    def p_neg(self, eqn: Any, where: str) -> int:
+        return self._unary(eqn, "negative")
+
+    def p_abs(self, eqn: Any, where: str) -> int:
+        return self._unary(eqn, "abs")
+
+    def p_integer_pow(self, eqn: Any, where: str) -> int | None:
+        y = int(eqn.params["y"])
+        if y < 1:
+            self.problems.append(f"{where}: integer power {y}")
+            return None
+        x = self.read(eqn.invars[0])
+        out = x
+        for _ in range(y - 1):
+            out = self.emit("pow", "multiply", [out, x])
+        return out
+
+    def p_reshape(self, eqn: Any, where: str) -> int:
+        x = eqn.invars[0]
+        shape = list(eqn.params["new_sizes"])
+        old = tuple(x.aval.shape)
+        if shape and old and shape[0] == old[0]:
+            shape[0] = 0  # keep the batch dimension whatever its size
+        return self.emit("reshape", "reshape", [self.read(x)], shape=tuple(shape))
+
+    def p_broadcast_in_dim(self, eqn: Any, where: str) -> int | None:
+        """A broadcast as a reshape to ones in the new axes; the binary op that
+        reads it broadcasts (the values are equal)."""
+        x = eqn.invars[0]
+        if not hasattr(x, "aval") or x in self.scalars:
+            self.problems.append(f"{where}: a broadcast constant")
+            return None
+        old = tuple(x.aval.shape)
+        dims = tuple(eqn.params["broadcast_dimensions"])
+        shape = [1] * len(eqn.params["shape"])
+        for j, i in enumerate(dims):
+            shape[i] = old[j]
+        if dims and dims[0] == 0 and old:
+            shape[0] = 0  # keep the batch dimension whatever its size
+        return self.emit("broadcast", "reshape", [self.read(x)], shape=tuple(shape))
+
+    def p_transpose(self, eqn: Any, where: str) -> int:
+        axes = tuple(eqn.params["permutation"])
+        return self.emit(
+            "transpose", "transpose", [self.read(eqn.invars[0])], axes=axes
+        )
+
+    def p_concatenate(self, eqn: Any, where: str) -> int:
+        xs = [self.read(v) for v in eqn.invars]
+        return self.emit("concat", "concat", xs, axis=int(eqn.params["dimension"]))
+
+    def p_reduce_sum(self, eqn: Any, where: str) -> int:
+        axes = tuple(eqn.params["axes"])
+        return self.emit(
+            "sum", "reduce", [self.read(eqn.invars[0])], fn="sum", axes=axes
+        )
+
+    def p_reduce_max(self, eqn: Any, where: str) -> int:
+        axes = tuple(eqn.params["axes"])
+        return self.emit(
+            "max", "reduce", [self.read(eqn.invars[0])], fn="max", axes=axes
+        )
+
+    def _window(self, eqn: Any, where: str, mode: str) -> int | None:
+        p = eqn.params
+        dims, strides = p["window_dimensions"], p["window_strides"]
+        pads = p["padding"]
+        nd = len(dims) - 2
+        if (
+            nd not in (1, 2)
+            or dims[0] != 1
+            or dims[-1] != 1
+            or strides[0] != 1
+            or strides[-1] != 1
+            or set(p["base_dilation"]) != {1}
+            or set(p["window_dilation"]) != {1}
+            or tuple(pads[0]) != (0, 0)
+            or tuple(pads[-1]) != (0, 0)
+            or any(lo != hi for lo, hi in pads[1:-1])
+        ):
+            self.problems.append(f"{where}: a window other than a channels-last pool")
+            return None
+        x = self.emit(
+            "pool:in", "transpose", [self.read(eqn.invars[0])], axes=_CHANNELS_FIRST[nd]
+        )
+        y = self.emit(
+            "pool",
+            "pool",
+            [x],
+            mode=mode,
+            kernel=tuple(dims[1:-1]),
+            stride=tuple(strides[1:-1]),
+            padding=tuple(lo for lo, _ in pads[1:-1]),
+            ceil_mode=False,
+            count_include_pad=True,
+        )
+        return self.emit("pool:out", "transpose", [y], axes=_CHANNELS_LAST[nd])
+
+    def p_reduce_window_max(self, eqn: Any, where: str) -> int | None:
+        return self._window(eqn, where, "max")
+
+    def p_reduce_window_sum(self, eqn: Any, where: str) -> None:
+        index = self._window(eqn, where, "avg")
+        if index is not None:
+            count = float(math.prod(eqn.params["window_dimensions"]))
+            self.sum_pools[eqn.outvars[0]] = (index, count)
+        return None
+
+
+def _tree(layers: dict[str, _Layer], extra: dict[str, Parameter]) -> dict[str, Any]:
+    """The children of the graph net: Holders along Flax's module paths."""
+    root = Holder()
+    for path, conv in layers.items():
+        parts = path.split(".")
+        node: Any = root
+        for part in parts[:-1]:
+            if part not in node._entries:
+                attach(node, part, Holder())
+            node = node._entries[part]
+        attach(node, parts[-1], conv.layer)
+    for path, p in extra.items():
+        parts = path.split(".")
+        node = root
+        for part in parts[:-1]:
+            if part not in node._entries:
+                attach(node, part, Holder())
+            node = node._entries[part]
+        attach(node, parts[-1], p)
+    return dict(root._entries)
+
+
+def from_flax(module: Any, variables: Any, *example_inputs: Any, **kwargs: Any) -> Net:
+    """Convert a Flax Linen ``module`` with its ``variables`` (``{"params": ...,
+    "batch_stats": ...}``) into a unified net (see the module docstring).
+
+    ``example_inputs`` are required: a Linen module builds its layers when it is
+    called, so the converter calls it once (``kwargs`` are passed to that call,
+    e.g. ``train=False``; they only choose the Python path traced). The result
+    lives on the active backend and takes and returns what the module does.
+    """
+    if not isinstance(module, fnn.Module):
+        raise TypeError(
+            f"from_flax takes a flax.linen Module, got {type(module).__name__}"
+        )
+    if not example_inputs:
+        raise TypeError(
+            "from_flax needs example inputs: a Linen module creates its layers when "
+            "called, so it is traced once on them"
+        )
+    inputs = [np.asarray(x) for x in example_inputs]
+    tracer = _Tracer(module, variables)
+    closed = tracer.trace(inputs, kwargs)
+    graph = _Graph(len(inputs), tracer.layers)
+    outputs = graph.walk(closed.jaxpr, list(range(len(inputs))))
+    if closed.consts:
+        tracer.problems.append("the module closes over constant arrays")
+    problems = tracer.problems + graph.problems
+    if any(isinstance(o, float) for o in outputs):
+        problems.append("an output that is a constant")
+    if problems:
+        raise ConversionError(
+            f"cannot convert {type(module).__name__}: {len(problems)} unsupported "
+            "place(s); nothing was converted:\n  " + "\n  ".join(problems)
+        )
+    flat = {".".join(k[1:]): (k, v) for k, v in _flat(dict(variables)).items()}
+    arrays: dict[str, np.ndarray] = {}
+    owned: set[str] = set()
+    for path, conv in tracer.layers.items():
+        for flax_name in conv.names:
+            key = f"{path}.{flax_name}" if path else flax_name
+            if key not in flat:
+                continue  # e.g. no bias
+            value = np.asarray(flat[key][1])
+            if flax_name in conv.layouts:
+                value = value.transpose(conv.layouts[flax_name])
+            arrays[key] = value
+            owned.add(key)
+    extra = {}
+    for key, (full, value) in flat.items():
+        if key in owned:
+            continue
+        trainable = full[0] == "params"
+        extra[key] = Parameter(
+            key.split(".")[-1],
+            tuple(np.shape(value)),
+            str(np.asarray(value).dtype),
+            trainable=trainable,
+        )
+        arrays[key] = np.asarray(value)
+    net = GraphNet(_tree(tracer.layers, extra), graph.nodes, len(inputs), outputs)
+    common.materialize(net, arrays, f"flax {type(module).__name__}")
+    return net
