@@ -252,7 +252,13 @@ class _Tracer:
             found = "not supported by unified"
         if isinstance(found, str):
             self.problems.append(f"{path} ({type(m).__name__}): {found}")
-            return next_fun(*args, **kwargs)
+            try:  # a stand-in of the output's shape: nothing of it is traced
+                out = jax.eval_shape(lambda *a: next_fun(*a, **kwargs), *args)
+            except Exception:  # noqa: BLE001 - the module is reported already
+                return next_fun(*args, **kwargs)
+            if not hasattr(out, "shape"):
+                return next_fun(*args, **kwargs)
+            return _LEAF.bind(x, path="?", shape=tuple(out.shape), dtype=out.dtype)
         self.layers.setdefault(path, found)
         dtype = x.dtype if type(m) is not fnn.Embed else np.dtype("float32")
         return _LEAF.bind(x, path=path, shape=tuple(found.shape), dtype=dtype)
@@ -325,6 +331,8 @@ class _Graph:
             consts = getattr(nested, "consts", [])
             if consts:
                 self.problems.append(f"{where}: a call closing over constants")
+                for var in eqn.outvars:
+                    self.env[var] = 0
                 return
             n = len(inner.invars)
             results = self.walk(inner, [self.read(v) for v in eqn.invars[:n]])
@@ -332,6 +340,9 @@ class _Graph:
                 self.bind(var, value)
             return
         if prim == "unified_flax_layer":
+            if eqn.params["path"] == "?":  # an unsupported module (listed)
+                self.env[out] = 0
+                return
             self.layer(eqn)
             return
         ins = eqn.invars
@@ -344,6 +355,7 @@ class _Graph:
                 self.bind(out, self.read(ins[0]))
                 return
             self.problems.append(f"{where}: a dtype conversion")
+            self.env[out] = 0
             return
         if all(hasattr(v, "val") or v in self.scalars for v in ins) and prim in (
             "add",
@@ -356,12 +368,14 @@ class _Graph:
             self.scalars[out] = ops[prim]
             return
         handler = getattr(self, "p_" + prim, None)
+        result = None
         if handler is None:
             self.problems.append(f"{where}: primitive {prim!r} has no unified op")
-            return
-        result = handler(eqn, where)
-        if result is not None:
-            self.env[out] = result
+        else:
+            result = handler(eqn, where)
+        for var in eqn.outvars:  # after a problem: a stand-in, to list them all
+            if var not in self.scalars:
+                self.env[var] = 0 if result is None else result
 
     def layer(self, eqn: Any) -> None:
         path = eqn.params["path"]
@@ -412,6 +426,26 @@ class _Graph:
     def p_min(self, eqn: Any, where: str) -> int:
         return self._binary(eqn, "minimum")
 
+    def p_gt(self, eqn: Any, where: str) -> int:
+        return self._binary(eqn, "greater")
+
+    def p_lt(self, eqn: Any, where: str) -> int:
+        return self._binary(eqn, "less")
+
+    def p_select_n(self, eqn: Any, where: str) -> int | None:
+        if len(eqn.invars) != 3 or eqn.invars[0].aval.dtype != np.bool_:
+            self.problems.append(f"{where}: a select of other than two cases")
+            return None
+        pred, no, yes = (self.read(v) for v in eqn.invars)
+        cases = {"yes": yes, "no": no}
+        consts = {k: v for k, v in cases.items() if isinstance(v, float)}
+        arrays = [v for k, v in cases.items() if k not in consts]
+        return self.emit("select", "where", [pred, *arrays], **consts)
+
+    def p_expm1(self, eqn: Any, where: str) -> int:
+        e = self._unary(eqn, "exp")
+        return self.emit("expm1", "subtract", [e], scalar=1.0)
+
     def p_logistic(self, eqn: Any, where: str) -> int:
         return self.emit("sigmoid", "sigmoid", [self.read(eqn.invars[0])])
 
@@ -459,8 +493,8 @@ class _Graph:
         """A broadcast as a reshape to ones in the new axes; the binary op that
         reads it broadcasts (the values are equal)."""
         x = eqn.invars[0]
-        if not hasattr(x, "aval") or x in self.scalars:
-            self.problems.append(f"{where}: a broadcast constant")
+        if hasattr(x, "val") or x in self.scalars:  # a constant stays a scalar
+            self.scalars[eqn.outvars[0]] = float(self.read(x))
             return None
         old = tuple(x.aval.shape)
         dims = tuple(eqn.params["broadcast_dimensions"])
