@@ -208,6 +208,7 @@ def test_unsupported_modules_and_primitives_listed_in_one_error(backend):
         @nn.compact
         def __call__(self, x):
             x = nn.Dense(4)(x)
+            x = nn.Dense(4, dtype=jnp.bfloat16)(x)  # computes in another dtype
             x = nn.ConvTranspose(2, (1,))(x[..., None])
             return jnp.sort(x.reshape((x.shape[0], -1)), axis=-1)
 
@@ -217,7 +218,8 @@ def test_unsupported_modules_and_primitives_listed_in_one_error(backend):
     with pytest.raises(U.ConversionError) as info:
         U.from_flax(module, variables, x)
     message = str(info.value)
-    assert "2 unsupported place(s)" in message, message
+    assert "3 unsupported place(s)" in message, message
+    assert "Dense_1 (Dense): computation dtype bfloat16" in message
     assert "ConvTranspose_0 (ConvTranspose): not supported by unified" in message
     assert "primitive 'sort'" in message
     with pytest.raises(TypeError, match="example inputs"):

@@ -155,6 +155,10 @@ def _leaf(
     known layer."""
     params = variables.get("params", {})
     t = type(m)
+    stored = {np.dtype(v.dtype) for v in params.values() if hasattr(v, "dtype")}
+    computes = getattr(m, "dtype", None)
+    if computes is not None and {np.dtype(computes)} != stored and stored:
+        return f"computation dtype {np.dtype(computes).name} with parameters {stored}"
     if t is fnn.Dense:
         if m.dot_general is not None or getattr(m, "dot_general_cls", None):
             return "a custom dot_general"
@@ -186,8 +190,8 @@ def _leaf(
     if t is fnn.LayerNorm:
         if m.reduction_axes not in (-1, (-1,), len(shape) - 1):
             return f"LayerNorm over axes {m.reduction_axes} (only the last)"
-        if m.feature_axes not in (-1, (-1,)) or not m.use_fast_variance:
-            return "LayerNorm with other feature axes or use_fast_variance=False"
+        if m.feature_axes not in (-1, (-1,)):
+            return f"LayerNorm with feature axes {m.feature_axes}"
         ln = L.LayerNorm(
             epsilon=float(m.epsilon),
             center=m.use_bias,
