@@ -81,9 +81,43 @@ def time_graph(block: Any) -> float:
     return time.perf_counter() - t
 
 
-def time_onnx(name: str, block: Any) -> float:
+def _import_onnx2torch() -> Any:
+    """``onnx2torch``; it imports torchvision only for its NMS converter, and no
+    torchvision wheel matches the CPU build of torch 2.13 here, so an empty
+    stand-in module takes its place when torchvision cannot be imported."""
+    import sys
+    import types
+
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - missing, or built for another torch
+        for key in [k for k in sys.modules if k.startswith("torchvision")]:
+            del sys.modules[key]
+
+        def missing(name: str) -> Any:
+            if name.startswith("__"):
+                raise AttributeError(name)
+
+            def unavailable(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError(f"torchvision.ops.{name} is not installed")
+
+            return unavailable
+
+        stub = types.ModuleType("torchvision")
+        ops = types.ModuleType("torchvision.ops")
+        ops.__getattr__ = missing  # type: ignore[method-assign]
+        stub.ops = ops  # type: ignore[attr-defined]
+        sys.modules["torchvision"] = stub
+        sys.modules["torchvision.ops"] = ops
     import onnx2torch
+
+    return onnx2torch
+
+
+def time_onnx(name: str, block: Any) -> float:
     import unified_mxnet
+
+    onnx2torch = _import_onnx2torch()
 
     mx = unified_mxnet.mx
     with tempfile.TemporaryDirectory() as tmp:
