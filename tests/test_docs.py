@@ -29,12 +29,19 @@ _FENCE = re.compile(
 )
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _blocks(page: str) -> tuple[list[str], list[str]]:
     """The page's runnable blocks, and the first line of each block marked norun."""
     runnable, skipped = [], []
     for m in _FENCE.finditer("\n" + (ROOT / page).read_text()):
         needs = re.search(r"requires: *([\w.]+)", m["before"])
-        missing = needs is not None and importlib.util.find_spec(needs[1]) is None
+        missing = needs is not None and not _installed(needs[1])
         if "norun" in m["before"] or "title=" in m["attrs"] or missing:
             skipped.append(m["code"].splitlines()[0] if m["code"] else "")
         else:

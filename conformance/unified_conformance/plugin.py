@@ -200,7 +200,10 @@ def _reference_present(framework: str) -> bool:
         return True
     if framework in plugins.registry.names():
         return False
-    return importlib.util.find_spec(framework) is not None
+    try:
+        return importlib.util.find_spec(framework) is not None
+    except (ImportError, ValueError):  # e.g. a broken installation
+        return False
 
 
 @pytest.fixture

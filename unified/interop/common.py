@@ -38,6 +38,17 @@ def materialize(net: Net, arrays: dict[str, np.ndarray], source: str) -> None:
     _modes.record_names(net)
 
 
+def rename(layer: Net, mapping: dict[str, str]) -> Net:
+    """Register ``layer``'s entries under the source's names (PyTorch's ``gamma``
+    -> ``weight``, Flax's ``weight`` -> ``kernel``); the attributes stay."""
+    entries = {mapping.get(k, k): v for k, v in layer._entries.items()}
+    object.__setattr__(layer, "_entries", entries)
+    from unified import nets
+
+    nets._bump()
+    return layer
+
+
 def mxnet() -> Any:
     """Import MXNet after ``unified_mxnet`` (which restores ``numpy.bool`` first)."""
     import importlib

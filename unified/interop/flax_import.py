@@ -35,25 +35,32 @@ are imported here only.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
-import jax
 import numpy as np
-from flax import linen as fnn
-from jax.extend.core import Primitive
 
 from unified import layers as L
 from unified.interop import common
 from unified.interop.graph import ConversionError, GraphNet, Holder, Node, attach
-from unified.interop.torch_import import _rename
 from unified.nets import Net
 from unified.parameters import Parameter
 
-_LEAF = Primitive("unified_flax_layer")
-_LEAF.def_abstract_eval(
-    lambda x, *, path, shape, dtype: jax.core.ShapedArray(shape, dtype)
-)
+
+@functools.cache
+def _leaf_primitive() -> Any:
+    """The placeholder primitive of a converted layer in the trace (made on
+    first use, so that importing this module imports neither flax nor JAX)."""
+    import jax
+    from jax.extend.core import Primitive
+
+    prim = Primitive("unified_flax_layer")
+    prim.def_abstract_eval(
+        lambda x, *, path, shape, dtype: jax.core.ShapedArray(shape, dtype)
+    )
+    return prim
+
 
 _CHANNELS_FIRST = {1: (0, 2, 1), 2: (0, 3, 1, 2)}
 _CHANNELS_LAST = {1: (0, 2, 1), 2: (0, 2, 3, 1)}
@@ -127,7 +134,7 @@ def _conv(m: Any, shape: tuple[int, ...], kernel: tuple[int, ...]) -> _Layer | s
     for size, (lo, hi), k, s, d in zip(shape[1:-1], pads, window, strides, dilation):
         spatial_out.append((size + lo + hi - (k - 1) * d - 1) // s + 1)
     out = _Layer(
-        _rename(layer, {"weight": "kernel"}),
+        common.rename(layer, {"weight": "kernel"}),
         {"kernel": "kernel", "bias": "bias"},
         (shape[0], *spatial_out, out_ch),
     )
@@ -153,6 +160,8 @@ def _leaf(
     """The converted layer of a known Flax module called on an input of ``shape``;
     a reason string if unified cannot reproduce it; ``None`` if it is not a
     known layer."""
+    from flax import linen as fnn
+
     params = variables.get("params", {})
     t = type(m)
     stored = {np.dtype(v.dtype) for v in params.values() if hasattr(v, "dtype")}
@@ -164,7 +173,7 @@ def _leaf(
             return "a custom dot_general"
         layer = L.Dense(m.features, in_units=int(shape[-1]), use_bias=m.use_bias)
         out = _Layer(
-            _rename(layer, {"weight": "kernel"}),
+            common.rename(layer, {"weight": "kernel"}),
             {"kernel": "kernel", "bias": "bias"},
             (*shape[:-1], int(m.features)),
         )
@@ -186,7 +195,7 @@ def _leaf(
         )
         names = {"gamma": "scale", "beta": "bias"}
         names.update({"running_mean": "mean", "running_var": "var"})
-        return _Layer(_rename(bn, names), {v: v for v in names.values()}, shape)
+        return _Layer(common.rename(bn, names), {v: v for v in names.values()}, shape)
     if t is fnn.LayerNorm:
         if m.reduction_axes not in (-1, (-1,), len(shape) - 1):
             return f"LayerNorm over axes {m.reduction_axes} (only the last)"
@@ -199,7 +208,7 @@ def _leaf(
             in_channels=int(shape[-1]),
         )
         names = {"gamma": "scale", "beta": "bias"}
-        return _Layer(_rename(ln, names), {v: v for v in names.values()}, shape)
+        return _Layer(common.rename(ln, names), {v: v for v in names.values()}, shape)
     if t is fnn.Dropout:
         if m.broadcast_dims:
             return "Dropout with broadcast_dims"
@@ -207,7 +216,7 @@ def _leaf(
     if t is fnn.Embed:
         emb = L.Embedding(int(m.num_embeddings), int(m.features))
         return _Layer(
-            _rename(emb, {"weight": "embedding"}),
+            common.rename(emb, {"weight": "embedding"}),
             {"embedding": "embedding"},
             (*shape, int(m.features)),
         )
@@ -236,6 +245,9 @@ class _Tracer:
         self.problems: list[str] = []
 
     def intercept(self, next_fun: Any, args: Any, kwargs: Any, context: Any) -> Any:
+        import jax
+        from flax import linen as fnn
+
         m = context.module
         if context.method_name != "__call__" or isinstance(m, fnn.Sequential):
             return next_fun(*args, **kwargs)
@@ -262,12 +274,19 @@ class _Tracer:
                 return next_fun(*args, **kwargs)
             if not hasattr(out, "shape"):
                 return next_fun(*args, **kwargs)
-            return _LEAF.bind(x, path="?", shape=tuple(out.shape), dtype=out.dtype)
+            return _leaf_primitive().bind(
+                x, path="?", shape=tuple(out.shape), dtype=out.dtype
+            )
         self.layers.setdefault(path, found)
         dtype = x.dtype if type(m) is not fnn.Embed else np.dtype("float32")
-        return _LEAF.bind(x, path=path, shape=tuple(found.shape), dtype=dtype)
+        return _leaf_primitive().bind(
+            x, path=path, shape=tuple(found.shape), dtype=dtype
+        )
 
     def trace(self, inputs: list[Any], kwargs: dict[str, Any]) -> Any:
+        import jax
+        from flax import linen as fnn
+
         def run(*xs: Any) -> Any:
             with fnn.intercept_methods(self.intercept):
                 return self.module.apply(self.variables, *xs, **kwargs)
@@ -608,6 +627,8 @@ def from_flax(module: Any, variables: Any, *example_inputs: Any, **kwargs: Any) 
     e.g. ``train=False``; they only choose the Python path traced). The result
     lives on the active backend and takes and returns what the module does.
     """
+    from flax import linen as fnn
+
     if not isinstance(module, fnn.Module):
         raise TypeError(
             f"from_flax takes a flax.linen Module, got {type(module).__name__}"
