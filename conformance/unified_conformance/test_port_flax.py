@@ -239,3 +239,80 @@ def test_to_native_jax_round_trip(backend):
         np.testing.assert_array_equal(np.asarray(params[name]), p.numpy())
     out = apply_fn(params, x, training=False)
     _close(np.asarray(out), np.asarray(module.apply(variables, x)), "apply_fn")
+
+
+def _nnx_cnn():
+    from flax import nnx
+
+    class NNXNet(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(3, 6, (3, 3), rngs=rngs)
+            self.bn = nnx.BatchNorm(6, momentum=0.8, rngs=rngs)
+            self.drop = nnx.Dropout(0.5, rngs=rngs)
+            self.head = nnx.Sequential(
+                nnx.Linear(6 * 5 * 5, 8, rngs=rngs),
+                nnx.gelu,
+                nnx.LayerNorm(8, rngs=rngs),
+                nnx.Linear(8, 4, rngs=rngs),
+            )
+
+        def __call__(self, x):
+            x = nnx.relu(self.bn(self.conv(x)))
+            x = nnx.avg_pool(x, (2, 2), strides=(2, 2))
+            return self.head(self.drop(x.reshape((x.shape[0], -1))))
+
+    model = NNXNet(nnx.Rngs(0))
+    model.eval()
+    return model
+
+
+def test_nnx_module_outputs_equal_flax(backend):
+    """An NNX module: the state it holds, under its graph paths (random-number
+    streams left out), in unified's layouts; outputs equal the module's in
+    inference mode; the layer classes are left as they were."""
+    from flax import nnx
+
+    model = _nnx_cnn()
+    call = nnx.Linear.__call__
+    x, _ = _cnn_batch()
+    net = U.from_flax(model, x)
+    assert nnx.Linear.__call__ is call
+    assert list(net.params()) == [
+        "conv.kernel",
+        "conv.bias",
+        "bn.scale",
+        "bn.bias",
+        "bn.mean",
+        "bn.var",
+        "head.layers.0.kernel",
+        "head.layers.0.bias",
+        "head.layers.2.scale",
+        "head.layers.2.bias",
+        "head.layers.3.kernel",
+        "head.layers.3.bias",
+    ]
+    np.testing.assert_array_equal(
+        net.params()["head.layers.3.kernel"].numpy(),
+        np.asarray(model.head.layers[3].kernel.value).T,
+    )
+    _close(U.to_numpy(net(x)), np.asarray(model(x)), "outputs")
+
+
+def test_nnx_unsupported_modules_listed(backend):
+    from flax import nnx
+
+    class Odd(nnx.Module):
+        def __init__(self, rngs):
+            self.up = nnx.ConvTranspose(3, 2, (2, 2), rngs=rngs)
+            self.w = nnx.Param(jnp.ones((2,)))
+
+        def __call__(self, x):
+            return self.up(x) * self.w.value
+
+    x = np.ones((1, 4, 4, 3), "float32")
+    with pytest.raises(U.ConversionError) as info:
+        U.from_flax(Odd(nnx.Rngs(0)), x)
+    message = str(info.value)
+    assert "2 unsupported place(s)" in message, message
+    assert "up (ConvTranspose): not supported by unified" in message
+    assert "read outside a known layer" in message

@@ -7,7 +7,8 @@ known layer's ``__call__`` by an opaque placeholder. The trace is then a short
 program of glue primitives (activations, pooling windows, reshapes, residual adds,
 means) between the layers; each becomes a node of a
 :class:`~unified.interop.graph.GraphNet` whose children are the converted layers at
-Flax's module paths.
+Flax's module paths. NNX modules go through the same layers and graph walk
+(:mod:`unified.interop.flax_nnx`).
 
 Names and layouts (decided here, documented in docs/porting.md):
 
@@ -154,35 +155,61 @@ def _tuple(value: Any, n: int) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
+def _kind(m: Any) -> str | None:
+    """Which known layer ``m`` is (Linen or NNX), or ``None``."""
+    from flax import linen as fnn
+    from flax import nnx
+
+    kinds = {
+        fnn.Dense: "dense",
+        nnx.Linear: "dense",
+        fnn.Conv: "conv",
+        nnx.Conv: "conv",
+        fnn.BatchNorm: "batch_norm",
+        nnx.BatchNorm: "batch_norm",
+        fnn.LayerNorm: "layer_norm",
+        nnx.LayerNorm: "layer_norm",
+        fnn.Dropout: "dropout",
+        nnx.Dropout: "dropout",
+        fnn.Embed: "embed",
+        nnx.Embed: "embed",
+    }
+    return kinds.get(type(m))
+
+
 def _leaf(
     m: Any, shape: tuple[int, ...], variables: dict[str, Any]
 ) -> _Layer | str | None:
     """The converted layer of a known Flax module called on an input of ``shape``;
     a reason string if unified cannot reproduce it; ``None`` if it is not a
     known layer."""
-    from flax import linen as fnn
+    import jax
 
     params = variables.get("params", {})
-    t = type(m)
+    kind = _kind(m)
     stored = {np.dtype(v.dtype) for v in params.values() if hasattr(v, "dtype")}
     computes = getattr(m, "dtype", None)
     if computes is not None and {np.dtype(computes)} != stored and stored:
         return f"computation dtype {np.dtype(computes).name} with parameters {stored}"
-    if t is fnn.Dense:
-        if m.dot_general is not None or getattr(m, "dot_general_cls", None):
+    if kind == "dense":
+        general = getattr(m, "dot_general", None)
+        if general not in (None, jax.lax.dot_general) or getattr(
+            m, "dot_general_cls", None
+        ):
             return "a custom dot_general"
-        layer = L.Dense(m.features, in_units=int(shape[-1]), use_bias=m.use_bias)
+        features = int(getattr(m, "features", None) or m.out_features)
+        layer = L.Dense(features, in_units=int(shape[-1]), use_bias=m.use_bias)
         out = _Layer(
             common.rename(layer, {"weight": "kernel"}),
             {"kernel": "kernel", "bias": "bias"},
-            (*shape[:-1], int(m.features)),
+            (*shape[:-1], features),
         )
         out.layouts["kernel"] = (1, 0)
         return out
-    if t is fnn.Conv:
+    if kind == "conv":
         return _conv(m, shape, tuple(params["kernel"].shape))
-    if t is fnn.BatchNorm:
-        if m.axis not in (-1, len(shape) - 1) or m.axis_name is not None:
+    if kind == "batch_norm":
+        if m.axis not in (-1, len(shape) - 1) or getattr(m, "axis_name", None):
             return f"BatchNorm over axis {m.axis} / axis_name {m.axis_name!r}"
         bn = L.BatchNorm(
             axis=-1,
@@ -196,7 +223,7 @@ def _leaf(
         names = {"gamma": "scale", "beta": "bias"}
         names.update({"running_mean": "mean", "running_var": "var"})
         return _Layer(common.rename(bn, names), {v: v for v in names.values()}, shape)
-    if t is fnn.LayerNorm:
+    if kind == "layer_norm":
         if m.reduction_axes not in (-1, (-1,), len(shape) - 1):
             return f"LayerNorm over axes {m.reduction_axes} (only the last)"
         if m.feature_axes not in (-1, (-1,)):
@@ -209,11 +236,11 @@ def _leaf(
         )
         names = {"gamma": "scale", "beta": "bias"}
         return _Layer(common.rename(ln, names), {v: v for v in names.values()}, shape)
-    if t is fnn.Dropout:
+    if kind == "dropout":
         if m.broadcast_dims:
             return "Dropout with broadcast_dims"
         return _Layer(L.Dropout(float(m.rate)), {}, shape)
-    if t is fnn.Embed:
+    if kind == "embed":
         emb = L.Embedding(int(m.num_embeddings), int(m.features))
         return _Layer(
             common.rename(emb, {"weight": "embedding"}),
@@ -278,7 +305,7 @@ class _Tracer:
                 x, path="?", shape=tuple(out.shape), dtype=out.dtype
             )
         self.layers.setdefault(path, found)
-        dtype = x.dtype if type(m) is not fnn.Embed else np.dtype("float32")
+        dtype = x.dtype if _kind(m) != "embed" else np.dtype("float32")
         return _leaf_primitive().bind(
             x, path=path, shape=tuple(found.shape), dtype=dtype
         )
@@ -320,6 +347,12 @@ class _Graph:
         if var in self.sum_pools:  # a sum of a window used as a sum: avg * count
             index, count = self.sum_pools.pop(var)
             self.env[var] = self.emit("sum_pool", "multiply", [index], scalar=count)
+        if var not in self.env:  # a closed-over array: a variable read outside
+            self.problems.append(  # a known layer, or a constant
+                f"an array of shape {tuple(var.aval.shape)} read outside a known "
+                "layer (a parameter or a constant)"
+            )
+            self.env[var] = 0
         return self.env[var]
 
     def walk(self, jaxpr: Any, args: list[Any]) -> list[Any]:
@@ -628,10 +661,18 @@ def from_flax(module: Any, variables: Any, *example_inputs: Any, **kwargs: Any) 
     lives on the active backend and takes and returns what the module does.
     """
     from flax import linen as fnn
+    from flax import nnx
 
+    if isinstance(module, nnx.Module):  # its state lives in the module
+        from unified.interop.flax_nnx import from_nnx
+
+        if variables is not None:
+            example_inputs = (variables, *example_inputs)
+        return from_nnx(module, *example_inputs)
     if not isinstance(module, fnn.Module):
         raise TypeError(
-            f"from_flax takes a flax.linen Module, got {type(module).__name__}"
+            "from_flax takes a flax.linen or flax.nnx Module, got "
+            f"{type(module).__name__}"
         )
     if not example_inputs:
         raise TypeError(
@@ -643,41 +684,57 @@ def from_flax(module: Any, variables: Any, *example_inputs: Any, **kwargs: Any) 
     closed = tracer.trace(inputs, kwargs)
     graph = _Graph(len(inputs), tracer.layers)
     outputs = graph.walk(closed.jaxpr, list(range(len(inputs))))
-    if closed.consts:
-        tracer.problems.append("the module closes over constant arrays")
-    problems = tracer.problems + graph.problems
+    check(type(module).__name__, tracer.problems + graph.problems, outputs)
+    flat = {
+        ".".join(k[1:]): (k[0] == "params", np.asarray(v))
+        for k, v in _flat(dict(variables)).items()
+    }
+    return build(type(module).__name__, tracer.layers, graph, outputs, flat)
+
+
+def check(name: str, problems: list[str], outputs: list[Any]) -> None:
+    """Raise one ``ConversionError`` listing every problem, if any."""
     if any(isinstance(o, float) for o in outputs):
         problems.append("an output that is a constant")
     if problems:
         raise ConversionError(
-            f"cannot convert {type(module).__name__}: {len(problems)} unsupported "
+            f"cannot convert {name}: {len(problems)} unsupported "
             "place(s); nothing was converted:\n  " + "\n  ".join(problems)
         )
-    flat = {".".join(k[1:]): (k, v) for k, v in _flat(dict(variables)).items()}
+
+
+def build(
+    name: str,
+    layers: dict[str, _Layer],
+    graph: _Graph,
+    outputs: list[Any],
+    flat: dict[str, tuple[bool, np.ndarray]],
+) -> Net:
+    """The graph net over ``layers``, holding every variable of ``flat`` (dotted
+    name -> (trainable, value)) in unified's layout."""
     arrays: dict[str, np.ndarray] = {}
     owned: set[str] = set()
-    for path, conv in tracer.layers.items():
+    for path, conv in layers.items():
         for flax_name in conv.names:
             key = f"{path}.{flax_name}" if path else flax_name
             if key not in flat:
                 continue  # e.g. no bias
-            value = np.asarray(flat[key][1])
+            value = flat[key][1]
             if flax_name in conv.layouts:
                 value = value.transpose(conv.layouts[flax_name])
             arrays[key] = value
             owned.add(key)
     extra = {}
-    for key, (full, value) in flat.items():
+    for key, (trainable, value) in flat.items():
         if key in owned:
             continue
-        trainable = full[0] == "params"
         extra[key] = Parameter(
             key.split(".")[-1],
-            tuple(np.shape(value)),
-            str(np.asarray(value).dtype),
+            tuple(value.shape),
+            str(value.dtype),
             trainable=trainable,
         )
-        arrays[key] = np.asarray(value)
-    net = GraphNet(_tree(tracer.layers, extra), graph.nodes, len(inputs), outputs)
-    common.materialize(net, arrays, f"flax {type(module).__name__}")
+        arrays[key] = value
+    net = GraphNet(_tree(layers, extra), graph.nodes, graph.n_inputs, outputs)
+    common.materialize(net, arrays, f"flax {name}")
     return net
