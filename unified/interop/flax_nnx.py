@@ -86,7 +86,7 @@ def from_nnx(model: Any, *example_inputs: Any) -> Net:
                 delattr(cls, "__call__")
             else:
                 setattr(cls, "__call__", original)  # noqa: B010
-    graph = F._Graph(len(inputs), layers)
+    graph = F.Walk(len(inputs), layers)
     outputs = graph.walk(closed.jaxpr, list(range(len(inputs))))
     F.check(type(model).__name__, problems + graph.problems, outputs)
     return F.build(type(model).__name__, layers, graph, outputs, flat)
