@@ -6,11 +6,13 @@ directory (some write checkpoints) with the page's backend selected by the
 ``backend`` fixture. A block that cannot run here (it needs a file or a framework
 the reader has and CI does not) is marked, rarely, by a ``<!-- norun -->`` comment
 on the line before it or by a title (```python title="..."); such blocks are
-listed below so that they stay few.
+listed below so that they stay few. A block after ``<!-- requires: MODULE -->`` runs
+where MODULE is installed (flax: environment 1 has it, the NumPy 2 one does not).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -27,11 +29,20 @@ _FENCE = re.compile(
 )
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _blocks(page: str) -> tuple[list[str], list[str]]:
     """The page's runnable blocks, and the first line of each block marked norun."""
     runnable, skipped = [], []
     for m in _FENCE.finditer("\n" + (ROOT / page).read_text()):
-        if "norun" in m["before"] or "title=" in m["attrs"]:
+        needs = re.search(r"requires: *([\w.]+)", m["before"])
+        missing = needs is not None and not _installed(needs[1])
+        if "norun" in m["before"] or "title=" in m["attrs"] or missing:
             skipped.append(m["code"].splitlines()[0] if m["code"] else "")
         else:
             runnable.append(m["code"])

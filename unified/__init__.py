@@ -35,7 +35,13 @@ from unified.errors import (
     UnifiedError,
 )
 from unified.init import seed
-from unified.interop import ConversionError, from_gluon, from_torch, load_native
+from unified.interop import (
+    ConversionError,
+    from_flax,
+    from_gluon,
+    from_torch,
+    load_native,
+)
 from unified.layers import (
     ELU,
     GELU,
@@ -157,6 +163,7 @@ __all__ = [
     "current_backend",
     "devices",
     "freeze",
+    "from_flax",
     "from_gluon",
     "from_torch",
     "functional",

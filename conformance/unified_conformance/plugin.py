@@ -30,6 +30,7 @@ Marker:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import shlex
@@ -116,7 +117,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "reference(framework): the test compares against that framework's own "
-        "layers (e.g. Gluon); it runs when that framework's backend is under test",
+        "layers (e.g. Gluon); it runs when that framework's backend is under test, "
+        "or, for a framework that is no backend (e.g. flax), when it is installed",
     )
     config.addinivalue_line(
         "markers",
@@ -197,13 +199,26 @@ def pytest_collection_modifyitems(
                 or "backend" not in callspec.params
                 or not any(name in _selected for name in marker.args)
             )
-        ) or (reference is not None and reference.args[0] not in _selected):
+        ) or (reference is not None and not _reference_present(reference.args[0])):
             drop.append(item)
         else:
             keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _reference_present(framework: str) -> bool:
+    """Whether a ``reference(framework)`` test runs: a backend's framework when that
+    backend is under test; any other framework (e.g. ``flax``) when installed."""
+    if framework in _selected:
+        return True
+    if framework in plugins.registry.names():
+        return False
+    try:
+        return importlib.util.find_spec(framework) is not None
+    except (ImportError, ValueError):  # e.g. a broken installation
+        return False
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Interop with native models (SPEC 14): import from Gluon and PyTorch, export to
+"""Interop with native models (SPEC 14): import from Gluon, PyTorch and Flax, export to
 PyTorch, Gluon and JAX, and load native checkpoints into unified nets.
 
 Each framework is imported inside the functions that need it, so importing
@@ -27,6 +27,13 @@ def from_torch(module: Any, *example_inputs: Any) -> Net:
     return convert(module, *example_inputs)
 
 
+def from_flax(module: Any, variables: Any, *example_inputs: Any, **kwargs: Any) -> Net:
+    """See :func:`unified.interop.flax_import.from_flax`."""
+    from unified.interop.flax_import import from_flax as convert
+
+    return convert(module, variables, *example_inputs, **kwargs)
+
+
 def load_native(net: Net, source: Any) -> None:
     """See :func:`unified.interop.native.load_native`."""
     from unified.interop.native import load_native as load
@@ -34,4 +41,11 @@ def load_native(net: Net, source: Any) -> None:
     load(net, source)
 
 
-__all__ = ["ConversionError", "GraphNet", "from_gluon", "from_torch", "load_native"]
+__all__ = [
+    "ConversionError",
+    "GraphNet",
+    "from_flax",
+    "from_gluon",
+    "from_torch",
+    "load_native",
+]

@@ -38,12 +38,36 @@ def materialize(net: Net, arrays: dict[str, np.ndarray], source: str) -> None:
     _modes.record_names(net)
 
 
+def rename(layer: Net, mapping: dict[str, str]) -> Net:
+    """Register ``layer``'s entries under the source's names (PyTorch's ``gamma``
+    -> ``weight``, Flax's ``weight`` -> ``kernel``); the attributes stay."""
+    entries = {mapping.get(k, k): v for k, v in layer._entries.items()}
+    object.__setattr__(layer, "_entries", entries)
+    from unified import nets
+
+    nets._bump()
+    return layer
+
+
 def mxnet() -> Any:
     """Import MXNet after ``unified_mxnet`` (which restores ``numpy.bool`` first)."""
     import importlib
 
     importlib.import_module("unified_mxnet")
     return importlib.import_module("mxnet")
+
+
+def gluon_values(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """NumPy copies of Gluon parameters, after every pending MXNet operation.
+
+    ``NDArray.asnumpy()`` alone was measured to return, now and then, a large
+    parameter whose deferred initialization (the first forward of a freshly
+    initialized block) had not finished writing: inceptionv3's
+    ``features.17.2.0.1.0.weight`` (384x448x3x3) differed from Gluon's own value
+    in 1 of 3 conversions, in none of 5 after ``mx.nd.waitall()``.
+    """
+    mxnet().nd.waitall()
+    return {n: p.data().asnumpy() for n, p in params.items()}
 
 
 def host(value: Any) -> np.ndarray:

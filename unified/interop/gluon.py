@@ -369,7 +369,7 @@ def from_gluon(source: Any, *example_inputs: Any) -> Net:
             f"cannot convert {type(source).__name__}: {len(problems)} unsupported "
             "place(s); nothing was converted:\n  " + "\n  ".join(problems)
         )
-    arrays = {n: p.data().asnumpy() for n, p in structural.items()}
+    arrays = common.gluon_values(structural)
     _check_fixed_gamma(source, "", arrays, problems)
     if problems:
         raise ConversionError(

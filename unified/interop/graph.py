@@ -271,6 +271,14 @@ def _binary(name: str) -> Callable[[list[Any], dict[str, Any]], Any]:
     return apply
 
 
+def _where(xs: list[Any], a: dict[str, Any]) -> Any:
+    """``where(cond, yes, no)``; a case given in ``attrs`` is a constant."""
+    rest = iter(xs[1:])
+    yes = a["yes"] if "yes" in a else next(rest)
+    no = a["no"] if "no" in a else next(rest)
+    return _op("where")(xs[0], yes, no)
+
+
 def _op(name: str) -> Callable[..., Any]:
     """The op ``name`` of the active backend (looked up per call)."""
     fn: Callable[..., Any] = getattr(ops, name)
@@ -301,6 +309,14 @@ OPS: dict[str, Any] = {
     "subtract": _binary("subtract"),
     "multiply": _binary("multiply"),
     "divide": _binary("divide"),
+    "maximum": _binary("maximum"),
+    "greater": _binary("greater"),
+    "less": _binary("less"),
+    "where": _where,
+    "minimum": _binary("minimum"),
+    "unary": lambda xs, a: _op(a["fn"])(xs[0]),
+    "reduce": lambda xs, a: _op(a["fn"])(xs[0], a["axes"], a.get("keepdims", False)),
+    "pad": lambda xs, a: _op("pad")(xs[0], a["width"], a.get("value", 0.0)),
     "concat": lambda xs, a: _op("concatenate")(list(xs), a.get("axis", 1)),
     "flatten": _flatten,
     "reshape": _reshape,

@@ -67,11 +67,9 @@ def read_native(source: Any) -> tuple[dict[str, np.ndarray], str]:
         )
     kind = type(source).__module__.split(".")[0]
     if kind == "mxnet":
-        arrays = {
-            n: p.data().asnumpy()
-            for n, p in source._collect_params_with_prefix().items()
-        }
-        return arrays, "Gluon block"
+        from unified.interop.common import gluon_values
+
+        return gluon_values(source._collect_params_with_prefix()), "Gluon block"
     if kind == "torch" or hasattr(source, "state_dict"):
         return _mapping(source.state_dict()), "PyTorch module"
     if isinstance(source, dict):

@@ -59,15 +59,7 @@ _ACTS: dict[type, Any] = {
 }
 
 
-def _rename(layer: Net, mapping: dict[str, str]) -> Net:
-    """Register ``layer``'s entries under PyTorch's names (``gamma`` -> ``weight``)."""
-    entries = {mapping.get(k, k): v for k, v in layer._entries.items()}
-    object.__setattr__(layer, "_entries", entries)
-    from unified import nets
-
-    nets._bump()
-    return layer
-
+_rename = common.rename
 
 _NORM_NAMES = {"gamma": "weight", "beta": "bias"}
 
