@@ -54,9 +54,18 @@ class Trainer:
         net: the model.
         optimizer: an optimizer built over (some of) ``net``'s parameters.
         compile: use the backend's ``jit`` when it has one (default ``True``).
+        world: a :mod:`unified.distributed` world: ``step`` then takes this
+            process's share of the batch and trains data-parallel (gradients
+            averaged over the global batch before the update; see docs/scaling.md).
     """
 
-    def __init__(self, net: Net, optimizer: Optimizer, compile: bool = True) -> None:
+    def __init__(
+        self,
+        net: Net,
+        optimizer: Optimizer,
+        compile: bool = True,
+        world: Any = None,
+    ) -> None:
         if not isinstance(net, Net):
             raise TypeError(
                 f"Trainer: net must be a unified.Net, got {type(net).__name__}"
@@ -69,6 +78,7 @@ class Trainer:
         self.net = net
         self.optimizer = optimizer
         self.compile = compile
+        self.world = world
         self._grad_fns: dict[LossFn, Callable[..., Any]] = {}
         # key -> (compiled step, which state parameters its trace wrote, the
         # messages of the traced checks, the dropout-mask requests, the host
@@ -88,13 +98,21 @@ class Trainer:
         Pass the same ``loss_fn`` object every step: compiled steps are cached by it.
         """
         batch = convert_batch(self.net, batch, "Trainer.step")
+        world = self.world
+        if world is not None:  # JAX: shard the rows over the mesh
+            batch = world.place_batch(batch)
         plan = self._plan_for(loss_fn, batch)
-        if plan.compiled:
+        if plan.compiled:  # a sharded batch: XLA reduces the gradients
             return self._compiled_step(plan, loss_fn, batch)
         grad_fn = self._grad_fns.get(loss_fn)
         if grad_fn is None:
             grad_fn = self._grad_fns[loss_fn] = value_and_grad(loss_fn)
         loss, _ = grad_fn(self.net, *batch)
+        if world is not None:  # between backward and the update, as DDP
+            rows = (
+                batch[0].shape[0] if batch and getattr(batch[0], "shape", ()) else None
+            )
+            world.reduce_gradients(self.net, rows)
         self.optimizer.step()
         return loss
 
