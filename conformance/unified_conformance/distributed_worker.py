@@ -28,19 +28,21 @@ CONFIGS = {  # name: (optimizer, synchronized BatchNorm statistics)
 
 
 class Model(U.Net):
-    """Dense -> BatchNorm -> tanh -> the same Dense twice (shared) -> Dense."""
+    """Dense -> BatchNorm -> tanh -> the same Dense twice (shared) -> Dropout ->
+    Dense."""
 
     def __init__(self) -> None:
         super().__init__()
         self.inp = U.Dense(6, in_units=4, use_bias=False)  # BatchNorm follows
         self.bn = U.BatchNorm(in_channels=6)
         self.shared = U.Dense(6, in_units=6)
+        self.drop = U.Dropout(0.25)
         self.out = U.Dense(3, in_units=6)
 
     def forward(self, x: Any) -> Any:
         h = U.ops.tanh(self.bn(self.inp(x)))
         h = U.ops.tanh(self.shared(U.ops.tanh(self.shared(h))))
-        return self.out(h)
+        return self.out(self.drop(h))
 
 
 def loss_fn(net: Any, x: Any, y: Any) -> Any:

@@ -25,6 +25,9 @@ import unified as U
 from unified_conformance import distributed_worker as worker
 from unified_conformance.helpers import assert_close
 
+# 10 float32 steps summed in another order (Adam divides by the gradients' size,
+# so its rounding differences grow a little): relative 1e-4
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 TIMEOUT = 150  # seconds: a hung collective fails the test instead of stalling CI
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,7 +106,9 @@ def _check(ranks: list[dict], backend: str) -> None:
         expected = _reference(config, replicas)
         for name, value in expected.items():
             got = first[f"{config}/final/{name}"]
-            assert_close(got, value, f"{backend} {config}: {name} after 10 steps")
+            assert_close(
+                got, value, f"{backend} {config}: {name} after 10 steps", **TOLERANCE
+            )
         # every replica starts bitwise identical (seed-drawn host values) and stays
         # so: the all-reduced gradients are bitwise the same on every rank
         for other in ranks[1:]:
@@ -137,7 +142,7 @@ def test_torch_two_processes_match_one_process(backend, tmp_path):
     expected = worker.values(worker.unequal()[0])
     for name, value in expected.items():
         got = ranks[0][f"unequal/final/{name}"]
-        assert_close(got, value, f"torch, 5 + 4 rows: {name}")
+        assert_close(got, value, f"torch, 5 + 4 rows: {name}", **TOLERANCE)
     # ... which synchronized BatchNorm statistics refuse, on every rank alike
     for r in ranks:
         assert "equal local batches" in str(r["unequal_sync_error"])

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 
+from unified import modes
 from unified.distributed.world import World
 from unified.layers.norm import BatchNorm
 from unified.nets import Net
@@ -41,6 +42,8 @@ class TorchWorld(World):
             self._owned = True
         self.rank = dist.get_rank()
         self.processes = self.replicas = dist.get_world_size()
+        # dropout masks: this process's rows of the whole batch's mask
+        modes.set_replica(self.rank, self.processes)
 
     def _start(
         self,
@@ -133,6 +136,7 @@ class TorchWorld(World):
             dist.barrier()
 
     def close(self) -> None:
+        modes.set_replica(0, 1)
         if self._owned and dist.is_initialized():
             dist.destroy_process_group()
             self._owned = False
