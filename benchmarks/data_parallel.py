@@ -39,6 +39,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -277,24 +278,27 @@ def _run(
         port = str(s.getsockname()[1])
     command = [sys.executable, __file__, "--worker", backend]
     command += ["--steps", str(args.steps), "--repeats", str(args.repeats)]
-    procs = []
-    for rank in range(processes):
-        extra = {"RANK": str(rank), "WORLD_SIZE": str(processes)}
-        extra.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        if backend == "jax":
-            extra = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-        procs.append(
-            subprocess.Popen(
-                command, env=_environment(**extra), stdout=subprocess.PIPE, text=True
-            )
-        )
-    results = []
-    for p in procs:
-        out, _ = p.communicate(timeout=1800)
-        if p.returncode != 0:
-            raise RuntimeError(f"{backend} worker failed ({p.returncode})")
-        line = [x for x in out.splitlines() if x.startswith(TAG)][-1]
-        results.append(json.loads(line[len(TAG) :]))
+    procs, outputs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rank in range(processes):
+            extra = {"RANK": str(rank), "WORLD_SIZE": str(processes)}
+            extra.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+            if backend == "jax":
+                extra = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+            outputs.append(Path(tmp) / f"rank{rank}.txt")
+            with outputs[-1].open("w") as sink:  # files, not pipes: none can fill up
+                procs.append(
+                    subprocess.Popen(command, env=_environment(**extra), stdout=sink)
+                )
+        for p in procs:
+            p.wait(timeout=900)
+        results = []
+        for p, path in zip(procs, outputs):
+            text = path.read_text()
+            if p.returncode != 0:
+                raise RuntimeError(f"{backend} worker failed ({p.returncode}):\n{text}")
+            line = [x for x in text.splitlines() if x.startswith(TAG)][-1]
+            results.append(json.loads(line[len(TAG) :]))
     return results
 
 
@@ -349,9 +353,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
+        import faulthandler
+
+        hang = int(os.environ.get("DP_HANG_SECONDS", "600"))
+        faulthandler.dump_traceback_later(hang, exit=True)  # a hang shows where
         run = torch_worker if args.worker == "torch" else jax_worker
         print(TAG + json.dumps(run(args)), flush=True)
-        return 0
+        # Skip the interpreter's teardown: torch's threads have been seen to hang
+        # at exit on this machine once the result is out.
+        os._exit(0)
     backends = args.backends.split(",")
     torch_one = torch_dp = jax_res = None
     if "torch" in backends:

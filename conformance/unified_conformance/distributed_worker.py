@@ -153,4 +153,10 @@ def main(backend: str, out: str) -> None:
 
 
 if __name__ == "__main__":
+    import faulthandler
+    import os
+
+    faulthandler.dump_traceback_later(120, exit=True)  # a hang shows where
     main(sys.argv[1], sys.argv[2])
+    sys.stdout.flush()
+    os._exit(0)  # no interpreter teardown: torch's threads can hang at exit

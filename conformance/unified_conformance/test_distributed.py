@@ -66,25 +66,25 @@ def _launch(
             env = _environment(XLA_FLAGS="--xla_force_host_platform_device_count=4")
         out = tmp_path / f"rank{rank}.npz"
         command = [sys.executable, "-m", "unified_conformance.distributed_worker"]
-        procs.append(
-            subprocess.Popen(
-                [*command, backend, str(out)],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
+        with (tmp_path / f"rank{rank}.log").open("w") as log:  # a file never fills up
+            procs.append(
+                subprocess.Popen(
+                    [*command, backend, str(out)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
-    logs = []
     try:
         for p in procs:
-            logs.append(p.communicate(timeout=TIMEOUT)[0])
+            p.wait(timeout=TIMEOUT)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, log in zip(procs, logs):
+    for rank, p in enumerate(procs):
+        log = (tmp_path / f"rank{rank}.log").read_text()
         assert p.returncode == 0, log[-4000:]
     return [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(processes)]
 
