@@ -53,6 +53,7 @@ import cnn_models  # noqa: E402
 import cnn_step  # noqa: E402
 
 MODEL = "resnet"
+_barriers: list[Callable[[], None]] = []
 TARGET = 1.10
 TAG = "RESULT-JSON "
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +175,10 @@ def torch_worker(args: argparse.Namespace) -> dict[str, Any]:
             "native": (time.perf_counter() - start) / 20,
         }
         result["rank"] = world.rank
-        world.close()
+        # No world.close(): the process ends with os._exit once every rank has
+        # written its result (a rank destroying its group after rank 0, which
+        # hosts the store, has exited can hang).
+        _barriers.append(world.barrier)
     return result
 
 
@@ -359,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         faulthandler.dump_traceback_later(hang, exit=True)  # a hang shows where
         run = torch_worker if args.worker == "torch" else jax_worker
         print(TAG + json.dumps(run(args)), flush=True)
+        for barrier in _barriers:
+            barrier()
         # Skip the interpreter's teardown: torch's threads have been seen to hang
         # at exit on this machine once the result is out.
         os._exit(0)

@@ -138,6 +138,7 @@ class TorchWorld(World):
     def close(self) -> None:
         modes.set_replica(0, 1)
         if self._owned and dist.is_initialized():
+            self.barrier()  # every rank destroys together (rank 0 hosts the store)
             dist.destroy_process_group()
             self._owned = False
 
