@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from unified import callbacks, functional, init, losses, modes, ops, optim
+from unified import callbacks, distributed, functional, init, losses, modes, ops, optim
 from unified.autodiff import value_and_grad
 from unified.backend import backends, current_backend, set_backend, use_backend
 from unified.callbacks import EarlyStopping, ModelCheckpoint
@@ -162,6 +162,7 @@ __all__ = [
     "callbacks",
     "current_backend",
     "devices",
+    "distributed",
     "freeze",
     "from_flax",
     "from_gluon",

@@ -270,14 +270,35 @@ def active_feed() -> MaskFeed:
     return _feed
 
 
+_replica = (0, 1)
+"""``(rank, processes)`` of a data-parallel world over processes (set by
+:mod:`unified.distributed`): each process draws the masks of the whole batch (axis 0
+times ``processes``) and keeps its own rows, so that with equal local batches the
+replicas' masks are those of one process on the concatenated batch."""
+
+
+def set_replica(rank: int, processes: int) -> None:
+    """Set :data:`_replica` (``(0, 1)``: one process)."""
+    global _replica
+    _replica = (int(rank), int(processes))
+
+
 def _draw(
     net: Net, shape: tuple[int, ...], rate: float, dtype: str, count: int, table: Any
 ) -> list[Any]:
     """``count`` masks of ``net``'s next training forward, in order, from one
     stream (``host_generator(net's name, its call count)``)."""
     generator = host_generator(net._path, next_call(net))
+    rank, processes = _replica
+    if processes == 1 or not shape:
+        return [
+            table.asarray(host_mask(generator, shape, rate, dtype), dtype)
+            for _ in range(count)
+        ]
+    whole = (shape[0] * processes, *shape[1:])
+    rows = slice(rank * shape[0], (rank + 1) * shape[0])
     return [
-        table.asarray(host_mask(generator, shape, rate, dtype), dtype)
+        table.asarray(host_mask(generator, whole, rate, dtype)[rows], dtype)
         for _ in range(count)
     ]
 

@@ -58,9 +58,18 @@ class Trainer:
         net: the model.
         optimizer: an optimizer built over (some of) ``net``'s parameters.
         compile: use the backend's ``jit`` when it has one (default ``True``).
+        world: a :mod:`unified.distributed` world: ``step`` then takes this
+            process's share of the batch and trains data-parallel (gradients
+            averaged over the global batch before the update; see docs/scaling.md).
     """
 
-    def __init__(self, net: Net, optimizer: Optimizer, compile: bool = True) -> None:
+    def __init__(
+        self,
+        net: Net,
+        optimizer: Optimizer,
+        compile: bool = True,
+        world: Any = None,
+    ) -> None:
         if not isinstance(net, Net):
             raise TypeError(
                 f"Trainer: net must be a unified.Net, got {type(net).__name__}"
@@ -73,6 +82,7 @@ class Trainer:
         self.net = net
         self.optimizer = optimizer
         self.compile = compile
+        self.world = world
         # key -> (compiled step, which state parameters its trace wrote, the
         # messages of the traced checks, the dropout-mask requests, the host
         # checks of batch arguments): see unified.checks and unified.modes
@@ -91,15 +101,18 @@ class Trainer:
         Pass the same ``loss_fn`` object every step: compiled steps are cached by it.
         """
         plan = self._plan
-        if plan is not None and plan.compiled and self._current(plan):
+        world = self.world
+        if world is None and plan is not None and plan.compiled and self._current(plan):
             # The usual compiled step: NumPy batches go to the compiled function
             # as private host copies (one transfer each, inside the call).
             host = _data.private_host_batch(batch, plan.float_dtype)
             if host is not None:
                 return self._compiled_step(plan, loss_fn, tuple(host))
         batch = convert_batch(self.net, batch, "Trainer.step")
+        if world is not None:  # JAX: shard the rows over the mesh
+            batch = world.place_batch(batch)
         plan = self._plan_for(loss_fn, batch)
-        if plan.compiled:
+        if plan.compiled:  # a sharded batch: XLA reduces the gradients
             return self._compiled_step(plan, loss_fn, batch)
         # value_and_grad(loss_fn), with the structure the plan already found.
         loss, _ = gradient_step(
@@ -112,6 +125,11 @@ class Trainer:
             plan.states,
             plan.others,
         )
+        if world is not None:  # between backward and the update, as DDP
+            rows = (
+                batch[0].shape[0] if batch and getattr(batch[0], "shape", ()) else None
+            )
+            world.reduce_gradients(self.net, rows)
         self.optimizer.step()
         return loss
 

@@ -113,6 +113,18 @@ class BatchNorm(_Affine):
     fused = True
     """Use the backend's fused ``batch_norm`` kernel when it offers one."""
 
+    replica_groups = 1
+    """Data parallel in one process (set by :mod:`unified.distributed` on JAX): the
+    batch (axis 0) holds this many equal replica shares and training-mode statistics
+    are computed per share, as each replica would alone; the running statistics
+    follow the first share (replica 0)."""
+
+    replica_mean: Callable[[Any, int], tuple[Any, int]] | None = None
+    """Data parallel over processes with synchronized statistics (set by
+    :mod:`unified.distributed` on torch): ``(local mean, local count) -> (global
+    mean, global count)``, a differentiable all-reduce weighted by the counts; the
+    batch moments go through it."""
+
     def __init__(
         self,
         axis: int = 1,
@@ -154,6 +166,8 @@ class BatchNorm(_Affine):
             return self._inference(x, shape)
         reduce = tuple(i for i in range(ndim) if i != axis)
         count = math.prod(int(x.shape[i]) for i in reduce)
+        if self.replica_groups > 1 or self.replica_mean is not None:
+            return self._replica_forward(x, axis, reduce, count, shape)
         kernel = self._kernel() if count > 1 else None  # one value: y is beta
         if kernel is not None:
             gamma = None if self.gamma is None else self.gamma.data()
@@ -166,6 +180,43 @@ class BatchNorm(_Affine):
         var = ops.mean(ops.square(centered), reduce, True)
         y = ops.divide(centered, ops.sqrt(ops.add(var, self.epsilon)))
         self._update(mean, var, count)
+        return self._affine(y, shape)
+
+    def _replica_forward(
+        self,
+        x: Any,
+        axis: int,
+        reduce: tuple[int, ...],
+        count: int,
+        shape: tuple[int, ...],
+    ) -> Any:
+        """Training-mode forward of a data-parallel replica (see ``replica_groups``
+        and ``replica_mean``)."""
+        groups = self.replica_groups
+        if groups > 1:
+            rows = int(x.shape[0])
+            if axis == 0 or rows % groups:
+                raise ValueError(
+                    f"BatchNorm with per-replica statistics over {groups} replicas "
+                    f"needs the batch axis 0 (not the channel axis {axis}) to split "
+                    f"into {groups} equal shares, got {rows} rows"
+                )
+            xg = ops.reshape(x, (groups, rows // groups, *x.shape[1:]))
+            inner = tuple(i + 1 for i in reduce)
+            mean = ops.mean(xg, inner, True)
+            centered = ops.subtract(xg, mean)
+            var = ops.mean(ops.square(centered), inner, True)
+            y = ops.divide(centered, ops.sqrt(ops.add(var, self.epsilon)))
+            y = ops.reshape(y, tuple(x.shape))
+            first = (ops.slice_axis(mean, 0, 0, 1), ops.slice_axis(var, 0, 0, 1))
+            self._update(first[0], first[1], count // groups)
+            return self._affine(y, shape)
+        average: Any = self.replica_mean
+        mean, total = average(ops.mean(x, reduce, True), count)
+        centered = ops.subtract(x, mean)
+        var, _ = average(ops.mean(ops.square(centered), reduce, True), count)
+        y = ops.divide(centered, ops.sqrt(ops.add(var, self.epsilon)))
+        self._update(mean, var, total)
         return self._affine(y, shape)
 
     def _kernel(self) -> Callable[..., Any] | None:
