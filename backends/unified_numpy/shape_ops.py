@@ -21,6 +21,7 @@ import numpy as np
 from unified import hookimpl
 from unified_numpy.ops import _like, _values, getitem
 from unified_numpy.tape import Node, record, unbroadcast
+from unified_numpy.trace import asarray
 
 Array = Any
 
@@ -37,7 +38,7 @@ def _value(x: Any) -> Any:
 @hookimpl
 def where(cond: Array, a: Array, b: Array) -> Array:
     """Return ``a`` where ``cond`` holds and ``b`` elsewhere (broadcasting)."""
-    c = np.asarray(_value(cond))
+    c = asarray(_value(cond))
     if c.dtype != np.bool_:
         c = c != 0
     va, vb = _values(a, b)
@@ -128,7 +129,7 @@ def _erf64(x: np.ndarray) -> np.ndarray:
 
 
 def _erf(x: Any) -> Any:
-    x = np.asarray(x)
+    x = asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     return _erf64(x.astype(np.float64)).astype(dtype)
 
@@ -221,7 +222,7 @@ def pad(x: Array, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> A
 
 
 def _index(indices: Any) -> np.ndarray:
-    idx = np.asarray(_value(indices))
+    idx = asarray(_value(indices))
     return idx if idx.dtype.kind in "iu" else idx.astype(np.int64)
 
 
