@@ -78,7 +78,9 @@ class Trainer:
         # checks of batch arguments): see unified.checks and unified.modes
         self._compiled: dict[Any, tuple[Any, ...]] = {}
         self._plan: _Plan | None = None
-        self._coeffs: tuple[np.ndarray, Any, Any] | None = None
+        # the coefficient rows of the last step, their native array, its table
+        # and dtype
+        self._coeffs: tuple[list[list[float]], Any, Any, str] | None = None
 
     @property
     def compilations(self) -> int:
@@ -224,19 +226,19 @@ class Trainer:
         # precision) holds every coefficient of the step: one host-to-device
         # transfer instead of one per scalar. Rows follow ``entries``.
         cdtype = "float64" if plan.float_dtype == "float64" else "float32"
-        coeffs = np.array([list(c.values()) for c in host], dtype=cdtype)
+        rows = [list(c.values()) for c in host]
         last = self._coeffs
         if (
             last is not None
             and last[2] is table  # the net was not moved (net.to) since
-            and last[0].shape == coeffs.shape
-            and last[0].dtype == coeffs.dtype
-            and (last[0] == coeffs).all()
+            and last[3] == cdtype
+            and last[0] == rows  # the same Python floats: the same array
         ):
             device_coeffs = last[1]  # unchanged (plain SGD): skip the transfer
         else:
+            coeffs = np.array(rows, dtype=cdtype)
             device_coeffs = table.asarray(coeffs, cdtype)
-            self._coeffs = (coeffs, device_coeffs, table)
+            self._coeffs = (rows, device_coeffs, table, cdtype)
         statics = tuple(opt.static(g, p) for g, p in entries)
         # The forward is traced in the mode it resolves to (training unless a pin or
         # a unified.training block says otherwise), so the mode is part of the key.

@@ -607,7 +607,7 @@ def getitem(x: Array, key: Any) -> Array:
     gather = _gathers(key)
 
     def grad(g: Any) -> Any:
-        gx = np.zeros_like(g, shape=xv.shape)  # traced under jit: a fresh buffer
+        gx = np.zeros_like(g, shape=xv.shape, order="C")  # jit: fresh per replay
         if gather:
             np.add.at(gx, key, g)
         else:

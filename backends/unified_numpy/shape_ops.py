@@ -85,7 +85,7 @@ def clip(x: Array, lo: float | None, hi: float | None) -> Array:
         return out
 
     def grad(g: Any) -> Any:
-        inside = np.ones(np.shape(xv), dtype=bool)
+        inside = np.ones_like(xv, dtype=bool, order="C")
         if low is not None:
             inside &= xv >= low
         if high is not None:
@@ -237,7 +237,7 @@ def take(x: Array, indices: Array, axis: int = 0) -> Array:
     key = (slice(None),) * (axis % xv.ndim) + (idx,)
 
     def grad(g: Any) -> Any:
-        gx = np.zeros(xv.shape, dtype=np.result_type(g))
+        gx = np.zeros_like(g, shape=xv.shape, order="C")  # jit: fresh per replay
         np.add.at(gx, key, g)
         return gx
 

@@ -101,6 +101,16 @@ class _Recorder:
             when it returns that array, is the same tracer).
         """
         result = kernel(*_values(args), **_values(kwargs))
+        if writes is None and args and type(args[0]) is Tracer:
+            first = args[0]
+            if result is first.value:  # astype(copy=False), asarray: the input
+                return first
+            if (
+                kernel in _RESHAPES
+                and type(result) is type(first.value)
+                and result.shape == first.shape
+            ):
+                return first  # a reshape to the same shape: the same array
         reads: list[int] = []
         name = self.const(kernel)
         text = ", ".join(self.render(a, reads) for a in args)
@@ -190,6 +200,10 @@ def _method(name: str) -> Callable[..., Any]:
     return method
 
 
+# Reshapes: one to the array's own shape is replaced by the array itself (same
+# memory, same values; only the view object differs).
+_RESHAPES = {np.ndarray.reshape, np.reshape, getattr(np.reshape, "_implementation", 0)}
+
 # Functions whose result depends only on shapes and dtypes: called, not recorded.
 _STATIC = {np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj}
 # Functions that write into their first argument.
@@ -221,6 +235,11 @@ class Tracer:
     @property
     def size(self) -> int:
         return self.value.size  # type: ignore[no-any-return]
+
+    @property
+    def flags(self) -> Any:
+        # The layout follows from the arguments' strides (part of the signature).
+        return self.value.flags
 
     @property
     def T(self) -> Any:
@@ -297,6 +316,8 @@ class Tracer:
     max = _method("max")
     min = _method("min")
     argmax = _method("argmax")
+    any = _method("any")
+    all = _method("all")
     cumsum = _method("cumsum")
     clip = _method("clip")
     astype = _method("astype")
@@ -315,8 +336,13 @@ class Tracer:
     __rmatmul__ = _binary(np.matmul, True)
     __pow__ = _binary(np.power)
     __rpow__ = _binary(np.power, True)
-    __and__ = _binary(np.logical_and)
-    __or__ = _binary(np.logical_or)
+    __and__ = _binary(np.bitwise_and)
+    __rand__ = _binary(np.bitwise_and, True)
+    __or__ = _binary(np.bitwise_or)
+    __ror__ = _binary(np.bitwise_or, True)
+    __xor__ = _binary(np.bitwise_xor)
+    __iand__ = _inplace(np.bitwise_and)
+    __ior__ = _inplace(np.bitwise_or)
     __gt__ = _binary(np.greater)
     __lt__ = _binary(np.less)
     __ge__ = _binary(np.greater_equal)
@@ -352,6 +378,13 @@ def asarray(x: Any, dtype: Any = None) -> Any:
     return x.rec.call(np.asarray, (x,), {} if dtype is None else {"dtype": dtype})
 
 
+def ascontiguousarray(x: Any) -> Any:
+    """``np.ascontiguousarray(x)``, recorded when ``x`` is traced."""
+    if type(x) is not Tracer:
+        return np.ascontiguousarray(x)
+    return x.rec.call(np.ascontiguousarray, (x,), {})
+
+
 # ----------------------------------------------------------------------------------
 # jit
 # ----------------------------------------------------------------------------------
@@ -367,12 +400,14 @@ def _flatten(obj: Any, leaves: list[Any], sig: list[Any]) -> None:
                 leaves.append(o)
                 sig.append(o.shape)
                 sig.append(o.dtype)
+                sig.append(o.strides)
             else:
                 _flatten(o, leaves, sig)
     elif t is np.ndarray:
         leaves.append(obj)
         sig.append(obj.shape)
         sig.append(obj.dtype)
+        sig.append(obj.strides)  # memory layout picks some kernels (flags)
     elif t is dict:
         sig.append(tuple(obj))
         for o in obj.values():
