@@ -1,6 +1,7 @@
 """``Trainer``: one call per training step (forward, backward, optimizer update).
 
-On a backend with the ``jit`` capability (JAX), the whole step is compiled into one
+On a backend with the ``jit`` capability (JAX; NumPy, whose jit traces the step
+once and replays the recorded kernels), the whole step is compiled into one
 function of (parameters, optimizer state, coefficients, batch). It is compiled once
 per structure (which parameters train, which update terms exist, the loss function)
 and reused for every input shape the backend's jit caches; learning rates,
