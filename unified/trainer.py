@@ -1,6 +1,7 @@
 """``Trainer``: one call per training step (forward, backward, optimizer update).
 
-On a backend with the ``jit`` capability (JAX), the whole step is compiled into one
+On a backend with the ``jit`` capability (JAX; NumPy, whose jit traces the step
+once and replays the recorded kernels), the whole step is compiled into one
 function of (parameters, optimizer state, coefficients, batch). It is compiled once
 per structure (which parameters train, which update terms exist, the loss function)
 and reused for every input shape the backend's jit caches; learning rates,
@@ -88,7 +89,9 @@ class Trainer:
         # checks of batch arguments): see unified.checks and unified.modes
         self._compiled: dict[Any, tuple[Any, ...]] = {}
         self._plan: _Plan | None = None
-        self._coeffs: tuple[np.ndarray, Any, Any] | None = None
+        # the coefficient rows of the last step, their native array, its table
+        # and dtype
+        self._coeffs: tuple[list[list[float]], Any, Any, str] | None = None
 
     @property
     def compilations(self) -> int:
@@ -238,20 +241,23 @@ class Trainer:
             opt.coefficients(g, p, st["step"] + 1)
             for (g, p), st in zip(entries, states)
         ]
-        # One float32 array holds every coefficient of the step: one host-to-device
+        # One float32 array (float64 for a float64 net: its updates keep full
+        # precision) holds every coefficient of the step: one host-to-device
         # transfer instead of one per scalar. Rows follow ``entries``.
-        coeffs = np.array([list(c.values()) for c in host], dtype=np.float32)
+        cdtype = "float64" if plan.float_dtype == "float64" else "float32"
+        rows = [list(c.values()) for c in host]
         last = self._coeffs
         if (
             last is not None
             and last[2] is table  # the net was not moved (net.to) since
-            and last[0].shape == coeffs.shape
-            and (last[0] == coeffs).all()
+            and last[3] == cdtype
+            and last[0] == rows  # the same Python floats: the same array
         ):
             device_coeffs = last[1]  # unchanged (plain SGD): skip the transfer
         else:
-            device_coeffs = table.asarray(coeffs, "float32")
-            self._coeffs = (coeffs, device_coeffs, table)
+            coeffs = np.array(rows, dtype=cdtype)
+            device_coeffs = table.asarray(coeffs, cdtype)
+            self._coeffs = (rows, device_coeffs, table, cdtype)
         statics = tuple(opt.static(g, p) for g, p in entries)
         # The forward is traced in the mode it resolves to (training unless a pin or
         # a unified.training block says otherwise), so the mode is part of the key.
@@ -311,6 +317,12 @@ class Trainer:
                 list(batch),
                 _modes.draw_masks(requests, table),
             )
+        except Exception:
+            # A backend whose kernels check indices (NumPy) fails inside the step
+            # on a bad label: report the label check's error instead, if it fails.
+            for index, high, message_of in host_checks:
+                checks.check_host(table.to_numpy(batch[index]), high, message_of)
+            raise
         finally:
             if previous is not None:
                 _backend.activate(previous)
@@ -406,6 +418,10 @@ def _pure_step(
     the counts of failed data checks (whose ``messages`` are filled when traced)."""
     position = {id(p): i for i, p in enumerate(train)}
     count = len(train)
+    # The update must not write into its inputs: the step may run eagerly (the
+    # discovery run of the dropout masks, a backend jit that falls back) and a
+    # failed or repeated step must change nothing.
+    rules_table = _Functional(table) if "inplace" in table.capabilities else table
 
     def step(
         train_arrays: list[Any],
@@ -424,20 +440,42 @@ def _pure_step(
             # masks=None: the discovery run of _mask_requests, which set the feed.
             feed = _modes.MaskFeed(masks) if masks is not None else _modes.active_feed()
             with checks.collecting(batch) as found, _modes.feeding_masks(feed):
-                value, grads = table.value_and_grad(fn, list(train_arrays) + slots)
+                try:
+                    value, grads = table.value_and_grad(fn, list(train_arrays) + slots)
+                finally:  # also when a kernel fails: the host checks explain it
+                    messages[:] = [message for _, message in found]
+                    host_checks[:] = found.host
         finally:
             for p, a in zip(others, saved):
                 p._data = a
-        messages[:] = [message for _, message in found]
-        host_checks[:] = found.host
         grads, new_held = grads[:count], grads[count:]
         new_ws, new_states = [], []
         for row, ((_, p), s, static) in enumerate(zip(entries, state_arrays, statics)):
             c = {k: coeffs[row, j] for j, k in enumerate(names[row])}
             i = position[id(p)]
-            w, s = opt.rule(table, train_arrays[i], grads[i], s, c, static)
+            w, s = opt.rule(rules_table, train_arrays[i], grads[i], s, c, static)
             new_ws.append(w)
             new_states.append(s)
         return value, grads, new_ws, new_states, new_held, [n for n, _ in found]
 
     return step
+
+
+class _Functional:
+    """A backend table whose ``axpby`` returns a new array instead of writing into
+    ``y`` (for the pure step on an ``inplace`` backend); everything else delegates.
+    ``y*b + x*a`` rounds as the in-place update does, so the numbers are the same."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def axpby(self, a: Any, x: Any, b: Any, y: Any) -> Any:
+        t = self._table
+        if not (type(b) is float and b == 1.0):
+            y = t.multiply(y, b)
+        if not (type(a) is float and a == 1.0):
+            x = t.multiply(x, a)
+        return t.add(y, x)

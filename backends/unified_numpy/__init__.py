@@ -5,6 +5,13 @@ Gradients come from a small reverse-mode tape (:mod:`unified_numpy.tape`); the m
 hooks live in :mod:`unified_numpy.ops`, :mod:`unified_numpy.shape_ops` and
 :mod:`unified_numpy.nn` (convolution and pooling) and are re-exported here, where
 pluggy finds them. Importing this package imports NumPy and nothing else heavy.
+
+Capabilities: ``inplace`` (``assign``/``axpby`` write into their target) and ``jit``
+(:mod:`unified_numpy.trace`): a pure function, such as ``Trainer``'s whole step, is
+run once on tracers per input signature, recording every NumPy kernel (forward,
+the tape's backward, the update) into one generated straight-line function that
+later calls replay with no Net, tape or optimizer machinery, bitwise equal to the
+eager step. What cannot be traced runs eagerly (logged at DEBUG).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import numpy as np
 
 from unified import BackendInfo, hookimpl
 from unified_numpy import tape as _tape
+from unified_numpy import trace as _trace
 from unified_numpy.losses import softmax_cross_entropy
 from unified_numpy.nn import conv, conv_transpose, pool
 from unified_numpy.norm import batch_norm
@@ -67,6 +75,8 @@ from unified_numpy.shape_ops import (
     where,
 )
 from unified_numpy.tape import Node
+from unified_numpy.trace import Tracer
+from unified_numpy.trace import asarray as _asarray
 
 __all__ = [
     "Node",
@@ -88,6 +98,7 @@ __all__ = [
     "exp",
     "greater",
     "is_array",
+    "jit",
     "less",
     "linear",
     "log",
@@ -134,14 +145,14 @@ def backend_info() -> BackendInfo:
         name="numpy",
         framework="numpy",
         version=np.__version__,
-        capabilities=frozenset({"inplace"}),
+        capabilities=frozenset({"inplace", "jit"}),
     )
 
 
 @hookimpl
 def is_array(x: Any) -> bool:
     """Tell whether ``x`` is an ``np.ndarray``, a NumPy scalar or a tape Node."""
-    return isinstance(x, (np.ndarray, np.generic)) or type(x) is Node
+    return isinstance(x, (np.ndarray, np.generic)) or type(x) in (Node, Tracer)
 
 
 @hookimpl
@@ -149,7 +160,7 @@ def asarray(x: Any, dtype: str) -> Any:
     """Return ``x`` as an ndarray of ``dtype`` (``x`` itself when nothing changes)."""
     if type(x) is Node:
         return astype(x, dtype)
-    return np.asarray(x, dtype=dtype)
+    return _asarray(x, dtype)
 
 
 @hookimpl
@@ -167,7 +178,13 @@ def assign(target: np.ndarray, value: Any) -> np.ndarray:
 
 @hookimpl
 def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray) -> np.ndarray:
-    """``y = a*x + b*y`` in place (the optimizers' fused update); return ``y``."""
+    """``y = a*x + b*y`` in place (the optimizers' fused update); return ``y``.
+
+    Inside a :func:`jit` trace (coefficients are traced arrays there) it is
+    ``y*b + x*a`` into a new array: the same float32 roundings, so bitwise equal.
+    """
+    if type(a) is Tracer or type(b) is Tracer or type(y) is Tracer:
+        return np.add(np.multiply(y, b), np.multiply(x, a))
     if b != 1.0:
         np.multiply(y, b, out=y, casting="unsafe")
     if a == 1.0:
@@ -175,6 +192,13 @@ def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray) -> np.ndarray:
     else:
         np.add(y, np.multiply(x, a, dtype=y.dtype), out=y, casting="unsafe")
     return y
+
+
+@hookimpl
+def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Trace ``fn`` once per input signature and replay the recorded NumPy kernels
+    (see :mod:`unified_numpy.trace`; an untraceable ``fn`` runs eagerly)."""
+    return _trace.jit(fn)
 
 
 @hookimpl

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from unified_numpy.tape import Node, record
+from unified_numpy.trace import ascontiguousarray
 
 Ints = tuple[int, ...]
 
@@ -48,10 +49,11 @@ def _layout(xv: np.ndarray, padding: Ints, extra: int) -> np.ndarray:
     padded = tuple(s + 2 * p for s, p in zip(sp, padding, strict=True))
     length = n * math.prod(padded)
     if not any(padding) and not extra:
-        return np.ascontiguousarray(xv.transpose(1, 0, *range(2, xv.ndim))).reshape(
+        return ascontiguousarray(xv.transpose(1, 0, *range(2, xv.ndim))).reshape(
             c, length
         )
-    flat = np.zeros((c, length + extra), dtype=xv.dtype)
+    # zeros_like: a fresh buffer on every replay when ``xv`` is traced (jit)
+    flat = np.zeros_like(xv, shape=(c, length + extra), order="C")
     inner = tuple(slice(p, p + s) for s, p in zip(sp, padding, strict=True))
     view = flat[:, :length].reshape(c, n, *padded)
     view[(slice(None), slice(None), *inner)] = xv.transpose(1, 0, *range(2, xv.ndim))
@@ -94,14 +96,14 @@ def conv_flat(
     if nk == 1:
         cols = xf[:, :length].reshape(groups, c // groups, length)
     else:
-        buf = np.empty((c, nk, length), dtype=xv.dtype)
+        buf = np.empty_like(xv, shape=(c, nk, length), order="C")
         for k, off in enumerate(offsets):
             buf[:, k] = xf[:, off : off + length]
         cols = buf.reshape(groups, (c // groups) * nk, length)
     wm = wv.reshape(groups, co // groups, -1)  # (G, Co_g, C_g * K)
     yfull = np.matmul(wm, cols).reshape(co, n, *padded)
     crop = (slice(None), slice(None), *(slice(0, o) for o in out))
-    y = np.ascontiguousarray(yfull[crop].transpose(1, 0, *range(2, xv.ndim)))
+    y = ascontiguousarray(yfull[crop].transpose(1, 0, *range(2, xv.ndim)))
     if bv is not None:
         y += bv.reshape(-1, *(1,) * len(sp)).astype(y.dtype, copy=False)
     if type(x) is not Node and type(weight) is not Node and type(bias) is not Node:
@@ -112,7 +114,7 @@ def conv_flat(
     def gfull(g: np.ndarray) -> np.ndarray:
         """The output gradient in the ``(G, Co_g, L)`` layout, zero where cropped."""
         if memo[0] is not g:
-            full = np.zeros((co, n, *padded), dtype=g.dtype)
+            full = np.zeros_like(g, shape=(co, n, *padded), order="C")
             full[crop] = g.transpose(1, 0, *range(2, g.ndim))
             memo[0], memo[1] = g, full.reshape(groups, co // groups, length)
         return memo[1]
@@ -122,14 +124,14 @@ def conv_flat(
         if nk == 1 and not any(padding):
             dxf = dcols.reshape(c, n, *sp)
         else:
-            acc = np.zeros((c, length + offsets[-1]), dtype=dcols.dtype)
+            acc = np.zeros_like(dcols, shape=(c, length + offsets[-1]), order="C")
             for k, off in enumerate(offsets):
                 acc[:, off : off + length] += dcols[:, k]
             inner = tuple(slice(p, p + s) for s, p in zip(sp, padding, strict=True))
             dxf = acc[:, :length].reshape(c, n, *padded)[
                 (slice(None), slice(None), *inner)
             ]
-        dx = np.ascontiguousarray(dxf.transpose(1, 0, *range(2, xv.ndim)))
+        dx = ascontiguousarray(dxf.transpose(1, 0, *range(2, xv.ndim)))
         return dx if expand is None else expand(dx)
 
     def grad_w(g: np.ndarray) -> np.ndarray:
@@ -158,7 +160,7 @@ def _strided_1x1(
     ones, zeros = (1,) * len(stride), (0,) * len(stride)
 
     def expand(dxs: np.ndarray) -> np.ndarray:
-        dx = np.zeros(xv.shape, dtype=dxs.dtype)
+        dx = np.zeros_like(dxs, shape=xv.shape, order="C")
         dx[pick] = dxs
         return dx
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from unified import hookimpl
 from unified_numpy.tape import Node, record
+from unified_numpy.trace import asarray
 
 Array = Any
 
@@ -30,9 +31,9 @@ def _log_softmax_last(x: np.ndarray) -> np.ndarray:
 @hookimpl
 def softmax_cross_entropy(logits: Array, labels: Array, reduction: str) -> Array:
     """Fused softmax cross-entropy (see the hookspec); one tape node."""
-    x = logits.value if type(logits) is Node else np.asarray(logits)
+    x = logits.value if type(logits) is Node else asarray(logits)
     classes = x.shape[-1]
-    flat_labels = np.asarray(labels).reshape(-1).astype(np.intp, copy=False)
+    flat_labels = asarray(labels).reshape(-1).astype(np.intp, copy=False)
     logp = _log_softmax_last(x).reshape(-1, classes)
     rows = np.arange(flat_labels.size)
     per_sample = -logp[rows, flat_labels]
@@ -47,12 +48,12 @@ def softmax_cross_entropy(logits: Array, labels: Array, reduction: str) -> Array
         raise ValueError(
             f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
         )
-    out = np.asarray(out, dtype=x.dtype)
+    out = asarray(out, dtype=x.dtype)
     if type(logits) is not Node:
         return out
 
     def grad(g: Any) -> Any:
-        scale = np.asarray(g, dtype=x.dtype)
+        scale = asarray(g, dtype=x.dtype)
         if reduction == "mean":
             scale = scale * x.dtype.type(1.0 / max(count, 1))
         d = np.exp(logp)

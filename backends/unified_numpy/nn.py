@@ -50,6 +50,7 @@ from unified.windows import (
 )
 from unified_numpy import conv_flat as _flat
 from unified_numpy.tape import Node, record
+from unified_numpy.trace import ascontiguousarray
 
 Array = Any
 Ints = tuple[int, ...]
@@ -88,7 +89,7 @@ def _pad(x: np.ndarray, before: Ints, after: Ints, fill: float = 0.0) -> np.ndar
     shape = x.shape[:2] + tuple(
         n + b + a for n, b, a in zip(x.shape[2:], before, after, strict=True)
     )
-    out = np.full(shape, fill, dtype=x.dtype)
+    out = np.full_like(x, fill, shape=shape, order="C")  # jit: fresh per replay
     inner = tuple(slice(b, b + n) for n, b in zip(x.shape[2:], before, strict=True))
     out[(slice(None), slice(None), *inner)] = x
     return out
@@ -132,7 +133,7 @@ def _from_rows(m: np.ndarray, n: int, spatial: Ints) -> np.ndarray:
     """``(groups, N*P, C_g)`` to a new ``(N, groups*C_g, *spatial)`` array."""
     g, _, cg = m.shape
     y = m.reshape(g, n, math.prod(spatial), cg).transpose(1, 0, 3, 2)
-    return np.ascontiguousarray(y).reshape(n, g * cg, *spatial)
+    return ascontiguousarray(y).reshape(n, g * cg, *spatial)
 
 
 def _scatter(
@@ -142,7 +143,7 @@ def _scatter(
     array of the padded ``shape``, one strided-slice ``+=`` per kernel offset (the
     caller crops the padding)."""
     out = d.shape[2 + len(kernel) :]
-    acc = np.zeros(shape, dtype=d.dtype)
+    acc = np.zeros_like(d, shape=shape, order="C")  # jit: fresh per replay
     for offs in np.ndindex(*kernel):
         where = tuple(
             slice(k * dl, k * dl + (o - 1) * s + 1, s)
@@ -167,7 +168,7 @@ def _col2im(
     groups = dcols.shape[0]
     d = dcols.reshape(groups, n, *out, c // groups, *kernel)
     axes = (1, 0, 2 + nsp, *range(3 + nsp, 3 + 2 * nsp), *range(2, 2 + nsp))
-    d = np.ascontiguousarray(d.transpose(axes)).reshape(n, c, *kernel, *out)
+    d = ascontiguousarray(d.transpose(axes)).reshape(n, c, *kernel, *out)
     padded = shape[:2] + tuple(
         s + 2 * p for s, p in zip(shape[2:], padding, strict=True)
     )
@@ -342,8 +343,8 @@ def _first_max_grad(
     the first tap (in window order) equal to the window's maximum."""
 
     def grad(g: np.ndarray) -> np.ndarray:
-        acc = np.zeros(xp.shape, dtype=g.dtype)
-        taken = np.zeros(y.shape, dtype=bool)
+        acc = np.zeros_like(g, shape=xp.shape, order="C")
+        taken = np.zeros_like(y, dtype=bool, order="C")
         for where in index:
             hit = xp[where] == y
             hit &= ~taken
@@ -417,10 +418,10 @@ def pool(
     y = np.take_along_axis(flat, first, axis=-1)[..., 0]
 
     def grad_max(g: np.ndarray) -> np.ndarray:
-        d = np.zeros(flat.shape, dtype=g.dtype)
+        d = np.zeros_like(g, shape=flat.shape, order="C")
         np.put_along_axis(d, first, g[..., None], axis=-1)
         d = d.reshape(n, c, *out, *kernel)
         axes = (0, 1, *kaxes, *range(2, 2 + nsp))
-        return scatter(np.ascontiguousarray(d.transpose(axes)))
+        return scatter(ascontiguousarray(d.transpose(axes)))
 
     return record(y, (x,), (grad_max,))

@@ -21,6 +21,7 @@ import numpy as np
 
 from unified import hookimpl
 from unified_numpy.tape import Node, record
+from unified_numpy.trace import asarray
 
 Array = Any
 
@@ -48,7 +49,7 @@ def batch_norm(
     mean = (_channel_sum(xv, axis) / n).astype(dtype, copy=False)
     xhat = xv - mean.reshape(shape)
     var = (_channel_sum(np.square(xhat), axis) / n).astype(dtype, copy=False)
-    inv = (1 / np.sqrt(var + np.asarray(eps, dtype))).astype(dtype, copy=False)
+    inv = (1 / np.sqrt(var + asarray(eps, dtype))).astype(dtype, copy=False)
     xhat *= inv.reshape(shape)
     if gv is None:
         y = xhat.copy() if bv is None else xhat + bv.reshape(shape)

@@ -20,6 +20,7 @@ import numpy as np
 
 from unified import hookimpl
 from unified_numpy.tape import Node, record, unbroadcast
+from unified_numpy.trace import Tracer, asarray
 
 Array = Any
 Axis = int | tuple[int, ...] | None
@@ -546,7 +547,7 @@ def one_hot(indices: Array, depth: int, dtype: str) -> Array:
 
     An index outside ``[0, depth)`` gives a row of zeros.
     """
-    idx = np.asarray(indices.value if type(indices) is Node else indices)
+    idx = asarray(indices.value if type(indices) is Node else indices)
     return (idx[..., None] == np.arange(depth)).astype(dtype)
 
 
@@ -559,12 +560,12 @@ def astype(x: Array, dtype: str) -> Array:
     """
     if type(x) is Node:
         xv = x.value
-        out = np.asarray(xv, dtype=dtype)
+        out = asarray(xv, dtype=dtype)
         if out.dtype.kind not in "fc":
             return out
         src = xv.dtype
-        return record(out, (x,), (lambda g: np.asarray(g, dtype=src),))
-    return np.asarray(x, dtype=dtype)
+        return record(out, (x,), (lambda g: asarray(g, dtype=src),))
+    return asarray(x, dtype=dtype)
 
 
 @hookimpl
@@ -588,7 +589,7 @@ def _gathers(key: Any) -> bool:
     """Tell whether ``key`` holds integer index arrays (which may repeat entries)."""
     parts = key if type(key) is tuple else (key,)
     for k in parts:
-        if isinstance(k, (list, np.ndarray)) and np.asarray(k).dtype.kind in "iu":
+        if isinstance(k, (list, np.ndarray, Tracer)) and asarray(k).dtype.kind in "iu":
             return True
     return False
 
@@ -606,7 +607,7 @@ def getitem(x: Array, key: Any) -> Array:
     gather = _gathers(key)
 
     def grad(g: Any) -> Any:
-        gx = np.zeros(xv.shape, dtype=np.result_type(g))
+        gx = np.zeros_like(g, shape=xv.shape, order="C")  # jit: fresh per replay
         if gather:
             np.add.at(gx, key, g)
         else:

@@ -21,6 +21,7 @@ import numpy as np
 from unified import hookimpl
 from unified_numpy.ops import _like, _values, getitem
 from unified_numpy.tape import Node, record, unbroadcast
+from unified_numpy.trace import asarray
 
 Array = Any
 
@@ -37,7 +38,7 @@ def _value(x: Any) -> Any:
 @hookimpl
 def where(cond: Array, a: Array, b: Array) -> Array:
     """Return ``a`` where ``cond`` holds and ``b`` elsewhere (broadcasting)."""
-    c = np.asarray(_value(cond))
+    c = asarray(_value(cond))
     if c.dtype != np.bool_:
         c = c != 0
     va, vb = _values(a, b)
@@ -84,7 +85,7 @@ def clip(x: Array, lo: float | None, hi: float | None) -> Array:
         return out
 
     def grad(g: Any) -> Any:
-        inside = np.ones(np.shape(xv), dtype=bool)
+        inside = np.ones_like(xv, dtype=bool, order="C")
         if low is not None:
             inside &= xv >= low
         if high is not None:
@@ -128,7 +129,7 @@ def _erf64(x: np.ndarray) -> np.ndarray:
 
 
 def _erf(x: Any) -> Any:
-    x = np.asarray(x)
+    x = asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     return _erf64(x.astype(np.float64)).astype(dtype)
 
@@ -221,7 +222,7 @@ def pad(x: Array, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> A
 
 
 def _index(indices: Any) -> np.ndarray:
-    idx = np.asarray(_value(indices))
+    idx = asarray(_value(indices))
     return idx if idx.dtype.kind in "iu" else idx.astype(np.int64)
 
 
@@ -236,7 +237,7 @@ def take(x: Array, indices: Array, axis: int = 0) -> Array:
     key = (slice(None),) * (axis % xv.ndim) + (idx,)
 
     def grad(g: Any) -> Any:
-        gx = np.zeros(xv.shape, dtype=np.result_type(g))
+        gx = np.zeros_like(g, shape=xv.shape, order="C")  # jit: fresh per replay
         np.add.at(gx, key, g)
         return gx
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from unified_numpy.trace import Tracer, asarray
+
 Backward = Callable[[Any], Sequence[Any]]
 
 
@@ -63,7 +65,9 @@ class Node:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.asarray(self.value).dtype
+        value = self.value
+        dtype = getattr(value, "dtype", None)
+        return np.asarray(value).dtype if dtype is None else dtype
 
     @property
     def ndim(self) -> int:
@@ -201,12 +205,23 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
 def _own_array(g: Any, like: np.ndarray, taken: set[int]) -> np.ndarray:
     """Return ``g`` as a writable array of ``like``'s shape and dtype owned by nobody
     else (not a view, not another input's gradient)."""
-    out = np.asarray(g, dtype=like.dtype)
+    out = asarray(g, dtype=like.dtype)
     if out.shape != like.shape:  # a gradient rule returned the wrong shape
         raise RuntimeError(
             f"unified_numpy tape: gradient of shape {out.shape} for an input of shape "
             f"{like.shape}; this is a bug in a gradient rule"
         )
+    if type(out) is Tracer:  # jit: copy when the eager step would, and arguments
+        flags = getattr(out.value, "flags", None)
+        if (
+            flags is None
+            or not (flags.owndata and flags.writeable)
+            or id(out) in taken
+            or out.slot in out.rec.inputs  # an argument's array at trace time
+        ):
+            out = asarray(out.copy())
+        taken.add(id(out))
+        return out  # type: ignore[no-any-return]
     if not (out.flags.owndata and out.flags.writeable) or id(out) in taken:
         out = out.copy()
     taken.add(id(out))
@@ -228,7 +243,7 @@ def value_and_grad(
             "differentiate its own gradients"
         )
     global _created
-    leaves = [Node(np.asarray(a)) for a in arrays]
+    leaves = [Node(asarray(a)) for a in arrays]
     outer, _created = _created, []
     try:
         out = fn(leaves)
@@ -240,13 +255,16 @@ def value_and_grad(
             _IDLE.clear()
         else:
             outer.extend(created)
-    out_value = np.asarray(out.value if type(out) is Node else out)
+    out_value = asarray(out.value if type(out) is Node else out)
     if out_value.size != 1:
         raise ValueError(
             "value_and_grad: fn must return a scalar (0-d) array, got shape "
             f"{out_value.shape}; reduce it, e.g. with sum or mean"
         )
-    value = np.array(out_value).reshape(())  # a fresh 0-d array
+    if type(out_value) is Tracer:
+        value = out_value.copy().reshape(())
+    else:
+        value = np.array(out_value).reshape(())  # a fresh 0-d array
     grads: dict[int, Any] = {}
     if type(out) is Node:
         grads[id(out)] = np.ones_like(out_value)

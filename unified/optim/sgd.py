@@ -56,6 +56,8 @@ class SGD(Optimizer):
             group["weight_decay"] * p.wd_mult != 0,
             group["momentum"] != 0,
             bool(group["nesterov"]),
+            # without dampening ``fresh`` is always 1: the update skips g * 1
+            float(group["dampening"]) != 0,
         )
 
     def coefficients(self, group: Group, p: Parameter, step: int) -> Coeffs:
@@ -78,12 +80,13 @@ class SGD(Optimizer):
         c: Mapping[str, Any],
         static: tuple[Any, ...],
     ) -> tuple[Any, Arrays]:
-        decay, use_momentum, nesterov = static
+        decay, use_momentum, nesterov, damped = static
         if decay:
             g = B.add(g, B.multiply(w, c["wd"]))
         if use_momentum:
             # first step: keep=0, fresh=1, so buf = g exactly, as torch's clone
-            buf = B.axpby(c["fresh"], g, c["keep"], s["momentum_buffer"])
+            fresh = c["fresh"] if damped else 1.0
+            buf = B.axpby(fresh, g, c["keep"], s["momentum_buffer"])
             s = {**s, "momentum_buffer": buf}
             g = B.add(g, B.multiply(buf, c["momentum"])) if nesterov else buf
         return B.axpby(-c["lr"], g, 1.0, w), s
