@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+import unified as U
 from unified.plugins import BackendTable
 
 RTOL_F32 = 1e-5
@@ -89,3 +90,16 @@ def assert_bitwise(got: np.ndarray, expected: np.ndarray, what: str) -> None:
         f"  received {_show(got)}\n"
         f"  expected {_show(expected)}"
     )
+
+
+class Logits(U.Net):
+    """The logits as a parameter, so value_and_grad gives their gradient."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        super().__init__()
+        self.z = U.Parameter("z", value.shape)
+        self.z.initialize()
+        self.z.set_data(value)
+
+    def forward(self) -> Any:
+        return self.z.data()

@@ -17,7 +17,7 @@ import pytest
 
 import unified as U
 
-from .helpers import assert_close, host, native
+from .helpers import Logits, assert_close, host, native
 
 RNG = np.random.default_rng(47)
 HOOK = "softmax_cross_entropy"
@@ -39,19 +39,6 @@ def _oracle(logits: np.ndarray, labels: np.ndarray, reduction: str):
 
 
 SHAPES = {"2d": (6, 5), "3d": (3, 4, 7)}
-
-
-class Logits(U.Net):
-    """The logits as a parameter, so value_and_grad gives their gradient."""
-
-    def __init__(self, value: np.ndarray) -> None:
-        super().__init__()
-        self.z = U.Parameter("z", value.shape)
-        self.z.initialize()
-        self.z.set_data(value)
-
-    def forward(self) -> Any:
-        return self.z.data()
 
 
 def _case(shape: tuple[int, ...], label_dtype: str) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import pytest
 
 import unified as U
 
-from .helpers import assert_close, host, native
+from .helpers import Logits, assert_close, host, native
 
 RNG = np.random.default_rng(31)
 
@@ -35,19 +35,6 @@ def _oracle(logits: np.ndarray, labels: np.ndarray, axis: int, reduction: str):
     else:
         value = per
     return value, np.moveaxis(grad, -1, axis)
-
-
-class Logits(U.Net):
-    """The logits as a parameter, so value_and_grad gives their gradient."""
-
-    def __init__(self, value: np.ndarray) -> None:
-        super().__init__()
-        self.z = U.Parameter("z", value.shape)
-        self.z.initialize()
-        self.z.set_data(value)
-
-    def forward(self) -> Any:
-        return self.z.data()
 
 
 CASES = {
