@@ -725,6 +725,43 @@ def batch_norm(
 
 
 @hookspec
+def batch_norm_inference(
+    x: Array,
+    mean: Array,
+    var: Array,
+    gamma: Array | None,
+    beta: Array | None,
+    axis: int,
+    eps: float,
+) -> Array:
+    """Optional: fused inference-mode batch normalization with given statistics.
+
+    A faster kernel for ``unified.layers.norm.BatchNorm`` in inference mode (or with
+    ``use_global_stats=True``), which otherwise folds the running statistics into a
+    per-channel ``scale = gamma / sqrt(var + eps)`` and
+    ``shift = beta - mean * scale`` and computes ``x * scale + shift`` in two
+    full-size operations; the layer calls the hook instead when the backend
+    implements it (capability ``batch_norm_inference``). With the ``(C,)`` vectors
+    broadcast along ``axis``, ``y = (x - mean) / sqrt(var + eps) * gamma + beta``,
+    equal to the folded composition within float32 rounding.
+
+    :param x: the input, at least 2-d.
+    :param mean: the statistics' mean (the running mean), shape ``(C,)`` with
+        ``C = x.shape[axis]``.
+    :param var: the statistics' variance (the running variance), shape ``(C,)``.
+    :param gamma: the scale, shape ``(C,)``; ``None`` means ones (no scale).
+    :param beta: the shift, shape ``(C,)``; ``None`` means zeros (no shift).
+    :param axis: the channel axis, ``0 <= axis < x.ndim``.
+    :param eps: added to the variance.
+    :returns: ``y`` of ``x``'s shape and dtype, differentiable in ``x``
+        (``dx = g * gamma / sqrt(var + eps)``), ``gamma``
+        (``sum(g * (x - mean)) / sqrt(var + eps)``) and ``beta`` (``sum(g)``), the
+        sums over every axis but ``axis``; ``mean`` and ``var`` need no gradient
+        (the layer's running statistics are not trainable).
+    """
+
+
+@hookspec
 def softmax_cross_entropy(logits: Array, labels: Array, reduction: str) -> Array:
     """Optional: fused softmax cross-entropy with integer class labels.
 
@@ -749,6 +786,7 @@ def softmax_cross_entropy(logits: Array, labels: Array, reduction: str) -> Array
 OPTIONAL_HOOKS: frozenset[str] = frozenset(
     {
         "batch_norm",
+        "batch_norm_inference",
         "device_of",
         "devices",
         "jit",

@@ -66,9 +66,10 @@ the array itself is dropped is not tracked, so copy such a view if you keep it.
 every operator already queued in the engine: a new batch no longer stalls until
 the previous step has finished computing.
 
-Optional hooks: ``batch_norm`` (the fused ``BatchNorm`` operator,
-:mod:`unified_mxnet.norm`) and ``rnn_layer`` (the fused ``RNN`` operator,
-:mod:`unified_mxnet.recurrent`); no ``jit``.
+Optional hooks: ``batch_norm`` and ``batch_norm_inference`` (the fused
+``BatchNorm`` operator with batch / global statistics, :mod:`unified_mxnet.norm`)
+and ``rnn_layer`` (the fused ``RNN`` operator, :mod:`unified_mxnet.recurrent`); no
+``jit``.
 
 Importing this module imports ``mxnet``, applying :func:`_numpy_bool_shim` first.
 """
@@ -362,4 +363,7 @@ from unified_mxnet.nn import conv_transpose as conv_transpose  # noqa: E402
 from unified_mxnet.nn import pool as pool  # noqa: E402
 from unified_mxnet.nn import softmax_cross_entropy as softmax_cross_entropy  # noqa: E402
 from unified_mxnet.norm import batch_norm as batch_norm  # noqa: E402
+from unified_mxnet.norm import (  # noqa: E402
+    batch_norm_inference as batch_norm_inference,
+)
 from unified_mxnet.recurrent import rnn_layer as rnn_layer  # noqa: E402

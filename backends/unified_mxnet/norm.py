@@ -1,9 +1,17 @@
-"""The optional ``batch_norm`` hook of the MXNet backend: the fused ``BatchNorm``.
+"""The optional ``batch_norm`` and ``batch_norm_inference`` hooks of the MXNet
+backend: the fused ``BatchNorm`` operator.
 
-One ``mx.nd.BatchNorm`` call (the operator behind Gluon's ``nn.BatchNorm``) with
-``fix_gamma=False``, ``use_global_stats=False`` and ``output_mean_var=True``, run in
-MXNet's training mode (the operator normalizes with its moving statistics
-otherwise). MXNet 1.9 facts this relies on, checked on 1.9.1 (CPU, oneDNN and not):
+``batch_norm_inference`` is one call with ``use_global_stats=True`` and
+``fix_gamma=False``; it normalizes with the given statistics in either autograd mode,
+differentiates into ``x``, ``gamma`` and ``beta``, and leaves the statistics
+unwritten (checked on 1.9.1, recording in training and in predict mode). The rest of
+this docstring is about ``batch_norm``.
+
+``batch_norm`` is one ``mx.nd.BatchNorm`` call (the operator behind Gluon's
+``nn.BatchNorm``) with ``fix_gamma=False``, ``use_global_stats=False`` and
+``output_mean_var=True``, run in MXNet's training mode (the operator normalizes with
+its moving statistics otherwise). MXNet 1.9 facts this relies on, checked on 1.9.1
+(CPU, oneDNN and not):
 
 * the second output is the batch mean, but the third is the *inverse standard
   deviation* ``1 / sqrt(var + eps)``, not the variance: the biased variance is
@@ -76,4 +84,34 @@ def batch_norm(
     finally:
         if not was_training:
             mx.autograd.set_training(False)
+        _np_restore(prev)
+
+
+@hookimpl
+def batch_norm_inference(
+    x: Array,
+    mean: Array,
+    var: Array,
+    gamma: Array | None,
+    beta: Array | None,
+    axis: int,
+    eps: float,
+) -> Array:
+    """One ``nd.BatchNorm`` call with ``use_global_stats=True`` (Gluon's inference
+    path): ``fix_gamma=False`` (MXNet's default would ignore ``gamma``)."""
+    prev = _np_on()
+    try:
+        ones, zeros, _, _ = _scratch(int(x.shape[axis]), x)
+        return _nd.BatchNorm(
+            x,
+            ones if gamma is None else gamma,
+            zeros if beta is None else beta,
+            mean,
+            var,
+            eps=eps,
+            fix_gamma=False,
+            use_global_stats=True,
+            axis=axis,
+        )
+    finally:
         _np_restore(prev)

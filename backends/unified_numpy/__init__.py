@@ -26,7 +26,7 @@ from unified_numpy import tape as _tape
 from unified_numpy import trace as _trace
 from unified_numpy.losses import softmax_cross_entropy
 from unified_numpy.nn import conv, conv_transpose, pool
-from unified_numpy.norm import batch_norm
+from unified_numpy.norm import batch_norm, batch_norm_inference
 from unified_numpy.ops import (
     abs,
     add,
@@ -88,6 +88,7 @@ __all__ = [
     "astype",
     "backend_info",
     "batch_norm",
+    "batch_norm_inference",
     "clip",
     "concatenate",
     "conv",

@@ -1,4 +1,10 @@
-"""The optional ``batch_norm`` hook of the NumPy backend: one fused tape node.
+"""The optional ``batch_norm`` and ``batch_norm_inference`` hooks of the NumPy
+backend: one fused tape node each.
+
+``batch_norm_inference`` folds the statistics into per-channel ``scale`` and
+``shift`` vectors and computes ``x * scale + shift`` into one fresh array; its
+backward is ``dx = g * scale``, ``dγ = Σ g (x - mean) / sqrt(var + eps)``,
+``dβ = Σ g``. The rest of this docstring is about ``batch_norm``.
 
 Training-mode batch normalization computed in a few whole-array NumPy passes, with a
 hand-derived backward recorded as *one* node on the tape (the composition in
@@ -88,3 +94,40 @@ def batch_norm(
 
     y = record(y, (x, gamma, beta), (grad_x, grad_gamma, grad_beta))
     return y, mean, var
+
+
+@hookimpl
+def batch_norm_inference(
+    x: Array,
+    mean: Array,
+    var: Array,
+    gamma: Array | None,
+    beta: Array | None,
+    axis: int,
+    eps: float,
+) -> Array:
+    """``x * scale + shift`` with the statistics folded into ``(C,)`` vectors: one
+    fresh full-size array, the shift added in place; one tape node."""
+    xv, mv, vv = _value(x), _value(mean), _value(var)
+    gv, bv = _value(gamma), _value(beta)
+    shape = tuple(-1 if i == axis else 1 for i in range(xv.ndim))
+    inv = 1.0 / np.sqrt(vv + asarray(eps, vv.dtype))
+    scale = inv if gv is None else inv * gv
+    shift = -(mv * scale)
+    if bv is not None:
+        shift = shift + bv
+    y = xv * scale.reshape(shape)
+    y += shift.reshape(shape)
+    if type(x) is not Node and type(gamma) is not Node and type(beta) is not Node:
+        return y
+
+    def grad_x(g: np.ndarray) -> np.ndarray:
+        return g * scale.reshape(shape)
+
+    def grad_gamma(g: np.ndarray) -> np.ndarray:
+        return _channel_sum(g * (xv - mv.reshape(shape)), axis) * inv
+
+    def grad_beta(g: np.ndarray) -> np.ndarray:
+        return _channel_sum(g, axis)
+
+    return record(y, (x, gamma, beta), (grad_x, grad_gamma, grad_beta))

@@ -26,7 +26,8 @@ Notes on the contract:
   ``dim=()`` would reduce over every axis.
 * No ``jit`` hook: this backend declares no ``jit`` capability. The optional
   ``rnn_layer`` hook (capability ``rnn_layer``) runs torch's fused RNN kernels, and
-  the optional ``batch_norm`` hook (capability ``batch_norm``) ``torch.batch_norm``.
+  the optional ``batch_norm`` hook (capability ``batch_norm``) ``torch.batch_norm``
+  (``batch_norm_inference``: the same kernel with ``training=False``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from unified_torch.nn import conv_transpose as conv_transpose
 from unified_torch.nn import pool as pool
 from unified_torch.nn import softmax_cross_entropy as softmax_cross_entropy
 from unified_torch.norm import batch_norm as batch_norm
+from unified_torch.norm import batch_norm_inference as batch_norm_inference
 from unified_torch.recurrent import rnn_layer as rnn_layer
 
 _DTYPES: dict[str, torch.dtype] = {

@@ -1,4 +1,5 @@
-"""The optional ``batch_norm`` hook of the PyTorch backend: ``torch.batch_norm``.
+"""The optional ``batch_norm`` and ``batch_norm_inference`` hooks of the PyTorch
+backend: ``torch.batch_norm`` in training and in inference mode.
 
 One call of the kernel behind ``torch.nn.BatchNorm*d`` in training mode, with one
 fused autograd node for the backward. The batch statistics the contract returns are
@@ -37,3 +38,22 @@ def batch_norm(
     if moved:
         y = torch.movedim(y, 1, axis)
     return y, mean, var
+
+
+@hookimpl
+def batch_norm_inference(
+    x: Array,
+    mean: Array,
+    var: Array,
+    gamma: Array | None,
+    beta: Array | None,
+    axis: int,
+    eps: float,
+) -> Array:
+    """One ``torch.batch_norm`` call with ``training=False`` (the kernel behind
+    ``nn.BatchNorm*d.eval()``): no full-size intermediate, one autograd node."""
+    moved = axis != 1
+    if moved:
+        x = torch.movedim(x, axis, 1)
+    y = torch.batch_norm(x, gamma, beta, mean, var, False, 0.0, eps, False)
+    return torch.movedim(y, 1, axis) if moved else y

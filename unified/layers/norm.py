@@ -105,13 +105,16 @@ class BatchNorm(_Affine):
     In training mode the layer calls the backend's fused ``batch_norm`` kernel when
     the backend offers one (capability ``batch_norm``: PyTorch, MXNet, NumPy) and
     composes ``unified.ops`` otherwise (JAX, where ``jax.jit`` fuses the
-    composition). A batch with one value per channel is always composed, and
-    ``fused = False`` on an instance forces the composition. In inference mode the
-    running statistics are folded into one per-channel scale and shift.
+    composition). A batch with one value per channel is always composed. In
+    inference mode the layer calls the backend's ``batch_norm_inference`` kernel
+    (capability ``batch_norm_inference``: all four built-in backends) or else folds
+    the running statistics into one per-channel scale and shift. ``fused = False``
+    on an instance forces the compositions.
     """
 
     fused = True
-    """Use the backend's fused ``batch_norm`` kernel when it offers one."""
+    """Use the backend's fused ``batch_norm`` / ``batch_norm_inference`` kernels when
+    it offers them."""
 
     replica_groups = 1
     """Data parallel in one process (set by :mod:`unified.distributed` on JAX): the
@@ -163,7 +166,7 @@ class BatchNorm(_Affine):
         self._ready(channels)
         shape = tuple(channels if i == axis else 1 for i in range(ndim))
         if self.use_global_stats or not modes.is_training(self):
-            return self._inference(x, shape)
+            return self._inference(x, axis, shape)
         reduce = tuple(i for i in range(ndim) if i != axis)
         count = math.prod(int(x.shape[i]) for i in reduce)
         if self.replica_groups > 1 or self.replica_mean is not None:
@@ -219,20 +222,33 @@ class BatchNorm(_Affine):
         self._update(mean, var, total)
         return self._affine(y, shape)
 
-    def _kernel(self) -> Callable[..., Any] | None:
-        """The backend's optional fused ``batch_norm`` hook, if it has one and
-        ``fused`` is on."""
+    def _kernel(self, name: str = "batch_norm") -> Callable[..., Any] | None:
+        """The backend's optional fused hook ``name`` (``batch_norm`` or
+        ``batch_norm_inference``), if it has one and ``fused`` is on."""
         if not self.fused:
             return None
         table = self._backend or _backend.current_backend()
-        if "batch_norm" not in table.capabilities:
+        if name not in table.capabilities:
             return None
-        kernel: Callable[..., Any] = table.batch_norm
+        kernel: Callable[..., Any] = getattr(table, name)
         return kernel
 
-    def _inference(self, x: Any, shape: tuple[int, ...]) -> Any:
-        """``x * scale + shift`` with the running statistics folded into per-channel
-        vectors: two full-size operations instead of five."""
+    def _inference(self, x: Any, axis: int, shape: tuple[int, ...]) -> Any:
+        """Normalize with the running statistics: one call of the backend's fused
+        ``batch_norm_inference`` kernel when it has one, else ``x * scale + shift``
+        with the statistics folded into per-channel vectors (two full-size
+        operations instead of five)."""
+        kernel = self._kernel("batch_norm_inference")
+        if kernel is not None:
+            return kernel(
+                x,
+                self.running_mean.data(),
+                self.running_var.data(),
+                None if self.gamma is None else self.gamma.data(),
+                None if self.beta is None else self.beta.data(),
+                axis,
+                self.epsilon,
+            )
         scale = ops.divide(
             1.0, ops.sqrt(ops.add(self.running_var.data(), self.epsilon))
         )
