@@ -140,8 +140,12 @@ class GraphNet(Net):
                 f"{type(self).__name__} takes {self.n_inputs} input(s), got {len(args)}"
             )
         values: list[Any] = list(args)
-        for node in self.nodes:
+        last = self._last_use()
+        for k, node in enumerate(self.nodes):
             xs = [values[i] for i in node.inputs]
+            for i in node.inputs:
+                if last[i] == k:
+                    values[i] = None
             if node.op == "layer":
                 assert node.layer is not None
                 target = self.sub(node.layer)
@@ -157,6 +161,20 @@ class GraphNet(Net):
                 values.append(OPS[node.op](xs, node.attrs))
         out = [values[i] for i in self.outputs]
         return out[0] if len(out) == 1 else tuple(out)
+
+    def _last_use(self) -> list[int]:
+        """For each value, the index of the last node reading it (``len(nodes)``
+        for the outputs and unread values): ``forward`` drops a value from its list
+        once its last reader has it, so intermediates are freed as in eager code
+        (a few list operations per node; a held full-size intermediate costs more)."""
+        nodes = self.nodes
+        last = [len(nodes)] * (self.n_inputs + len(nodes))
+        for k, node in enumerate(nodes):
+            for i in node.inputs:
+                last[i] = k
+        for i in self.outputs:
+            last[i] = len(nodes)
+        return last
 
     def _describe(self) -> str:
         return ""
