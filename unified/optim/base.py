@@ -1,20 +1,16 @@
 """The optimizer base class, parameter groups and ``lr_groups`` (SPEC 6).
 
-Each update has two halves: ``coefficients`` runs on the host in float64 (learning
-rate times ``lr_mult``, bias corrections, the step count) and ``rule`` applies them
-with backend ops. The coefficients are Python floats cast once by the backend op,
-or, in a compiled JAX step, inputs of the compiled function, so changing ``lr`` or
-``lr_mult`` between steps is always honoured.
+How an update splits into host ``coefficients`` and a backend ``rule`` is described
+in :mod:`unified.optim`. Here: groups, their options and their names.
 
 Example::
 
-    >>> import numpy as np
     >>> import unified as U
-    >>> net = U.Dense(1, in_units=2); net.initialize(U.init.Ones())
-    >>> opt = U.optim.SGD(net.params(), lr=0.1, momentum=0.9)
-    >>> _ = U.value_and_grad(lambda n: U.ops.sum(n.weight.data()))(net)
-    >>> opt.step(); net.weight.numpy().tolist()
-    [[0.8999999761581421, 0.8999999761581421]]
+    >>> net = U.Sequential(U.Dense(2, in_units=2), U.Dense(1, in_units=2))
+    >>> net.initialize()
+    >>> opt = U.optim.SGD(U.optim.lr_groups(net, {r"0\\..*": 0.01}), lr=0.1)
+    >>> [(len(g["params"]), g["lr"]) for g in opt.param_groups]
+    [(2, 0.01), (2, 0.1)]
 """
 
 from __future__ import annotations
