@@ -160,12 +160,14 @@ def gradient_step(
     held: list[Parameter],
     others: list[Parameter],
     accumulate: bool = False,
+    check: Callable[[], None] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The body of :func:`value_and_grad` once the structure is known: the
     trainable ``params`` (named ``names``) on backend ``table``, the state
     parameters ``held`` (with values) and the parameters that get no gradient,
     ``others`` (frozen or state). A :class:`~unified.Trainer` keeps these between
-    steps instead of finding them again."""
+    steps instead of finding them again; its ``check`` runs after the backward and
+    before anything is written (and raises to stop the step)."""
     written: list[bool] = []
     previous = _backend._active
     _backend.activate(table)
@@ -177,6 +179,8 @@ def gradient_step(
     finally:
         if previous is not None:
             _backend.activate(previous)
+    if check is not None:
+        check()
     if held:
         _modes.apply_writes(table, held, written, grads[len(params) :])
         grads = grads[: len(params)]

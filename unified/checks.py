@@ -36,11 +36,18 @@ class Collector(list[tuple[Any, str]]):
     the step's batch arguments (labels passed straight in) is recorded in
     :attr:`host` instead, as ``(argument index, upper bound, message maker)``, and
     the caller checks that argument on the host: no output, no wait for the step.
+
+    An ``eager`` collector belongs to a step that runs eagerly (the
+    :class:`~unified.Trainer`'s uncompiled step): its data can be read, but a check
+    of a batch argument is still deferred to the caller, who checks the NumPy batch
+    the user passed (no device-to-host copy) after the forward and before anything
+    is written.
     """
 
-    def __init__(self, batch: Sequence[Any] = ()) -> None:
+    def __init__(self, batch: Sequence[Any] = (), eager: bool = False) -> None:
         super().__init__()
         self.batch = list(batch)
+        self.eager = eager
         self.host: list[tuple[int, int, Callable[[Any], str]]] = []
 
     def argument(self, x: Any) -> int | None:
@@ -52,10 +59,11 @@ _collecting: Collector | None = None
 
 
 @contextmanager
-def collecting(batch: Sequence[Any] = ()) -> Iterator[Collector]:
-    """Collect the checks of a traced step whose batch arguments are ``batch``."""
+def collecting(batch: Sequence[Any] = (), eager: bool = False) -> Iterator[Collector]:
+    """Collect the checks of a step whose batch arguments are ``batch`` (traced, or
+    run eagerly with ``eager=True``: see :class:`Collector`)."""
     global _collecting
-    previous, _collecting = _collecting, Collector(batch)
+    previous, _collecting = _collecting, Collector(batch, eager)
     try:
         yield _collecting
     finally:
@@ -65,7 +73,18 @@ def collecting(batch: Sequence[Any] = ()) -> Iterator[Collector]:
 def check_host(values: Any, high: int, message: Callable[[Any], str]) -> None:
     """Raise :class:`IndexError` if an entry of ``values`` is outside ``[0, high)``."""
     host = np.asarray(values)
-    if host.size and (host.min() < 0 or host.max() >= high):
+    if not host.size:
+        return
+    kind = host.dtype.kind
+    if kind in "iu" and host.size <= 32:  # a small batch: Python is faster here
+        flat = host.ravel().tolist()
+        failed = min(flat) < 0 or max(flat) >= high
+    elif kind == "i" and high <= 2 ** (8 * host.dtype.itemsize - 1):
+        # One pass: a negative read as unsigned is at least 2**(bits-1) >= high.
+        failed = bool(host.view(f"u{host.dtype.itemsize}").max() >= high)
+    else:
+        failed = bool(host.min() < 0 or host.max() >= high)
+    if failed:
         bad = host[(host < 0) | (host >= high)].ravel()[0]
         raise IndexError(message(bad.item()))
 
@@ -83,8 +102,13 @@ def check_labels(labels: Any, depth: int) -> bool:
     """Raise :class:`IndexError` if a class index is outside ``[0, depth)``.
 
     :returns: ``False`` when ``labels`` is a tracer and could not be read; the
-        caller then hands the one-hot matrix to :func:`defer_label_check`.
+        caller then hands the one-hot matrix to :func:`defer_label_check`. ``True``
+        when they were checked, or are a batch argument of an eager step being
+        collected (whose caller checks them on the host before writing anything).
     """
+    eager = _collecting is not None and _collecting.eager
+    if eager and defer_argument_check(labels, depth):
+        return True
     try:
         host = np.asarray(current_backend().to_numpy(labels))
     except Exception:  # a tracer inside a compiled step
@@ -127,11 +151,20 @@ def index_message(bad: Any, size: int, owner: str) -> str:
 def check_indices(indices: Any, size: int, owner: str) -> None:
     """Raise :class:`IndexError` if an index is outside ``[0, size)``.
 
-    Concrete indices are checked at once; traced ones (inside a compiled step)
-    add a traced count of bad entries, as :func:`defer_label_check` does, and the
-    :class:`~unified.Trainer` raises after the step. Traced indices outside a
+    Concrete indices are checked at once (a batch argument of an eager step being
+    collected: by the caller, on the host, see :class:`Collector`); traced ones
+    (inside a compiled step) add a traced count of bad entries, as
+    :func:`defer_label_check` does, and the :class:`~unified.Trainer` raises after
+    the step. Traced indices outside a
     collecting step are not checked (they cannot be read).
     """
+    if _collecting is not None and _collecting.eager:
+        index = _collecting.argument(indices)
+        if index is not None:
+            _collecting.host.append(
+                (index, size, lambda bad: index_message(bad, size, owner))
+            )
+            return
     try:
         host = np.asarray(current_backend().to_numpy(indices))
     except Exception:  # a tracer inside a compiled step

@@ -111,23 +111,41 @@ class Trainer:
             host = _data.private_host_batch(batch, plan.float_dtype)
             if host is not None:
                 return self._compiled_step(plan, loss_fn, tuple(host))
+        given = batch
         batch = convert_batch(self.net, batch, "Trainer.step")
         if world is not None:  # JAX: shard the rows over the mesh
             batch = world.place_batch(batch)
         plan = self._plan_for(loss_fn, batch)
         if plan.compiled:  # a sharded batch: XLA reduces the gradients
             return self._compiled_step(plan, loss_fn, batch)
-        # value_and_grad(loss_fn), with the structure the plan already found.
-        loss, _ = gradient_step(
-            self.net,
-            loss_fn,
-            batch,
-            plan.names,
-            plan.train,
-            plan.table,
-            plan.states,
-            plan.others,
-        )
+        # value_and_grad(loss_fn), with the structure the plan already found. Labels
+        # and indices passed straight in are checked on the host copy the user
+        # gave, after the backward and before anything is written (no copy back).
+        with checks.collecting(batch, eager=True) as found:
+            checked: list[bool] = []
+
+            def check() -> None:
+                checked.append(True)
+                _check_given(found.host, given, batch, plan.table)
+
+            try:
+                loss, _ = gradient_step(
+                    self.net,
+                    loss_fn,
+                    batch,
+                    plan.names,
+                    plan.train,
+                    plan.table,
+                    plan.states,
+                    plan.others,
+                    check=check,
+                )
+            except Exception:
+                # A kernel that checks indices itself (torch, NumPy) failed first:
+                # report the host check's error instead, if it fails.
+                if not checked:
+                    _check_given(found.host, given, batch, plan.table)
+                raise
         if world is not None:  # between backward and the update, as DDP
             rows = (
                 batch[0].shape[0] if batch and getattr(batch[0], "shape", ()) else None
@@ -376,6 +394,18 @@ class Trainer:
             if previous is not None:
                 _backend.activate(previous)
         return feed.requests
+
+
+def _check_given(
+    host_checks: list[Any], given: tuple[Any, ...], batch: tuple[Any, ...], table: Any
+) -> None:
+    """Run the deferred host checks of an eager step on the batch as given (a NumPy
+    array the user passed is read directly; anything else is copied to the host)."""
+    for index, high, message_of in host_checks:
+        value = given[index] if index < len(given) else None
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "iu":
+            value = table.to_numpy(batch[index])
+        checks.check_host(value, high, message_of)
 
 
 @dataclass(eq=False)

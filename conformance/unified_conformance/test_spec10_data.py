@@ -164,6 +164,71 @@ def test_labels_out_of_range_fail_a_trainer_step_without_changing_it(backend, co
     assert opt.state_for(net.weight)["step"] == 1
 
 
+@pytest.mark.parametrize("compile", [True, False])
+@pytest.mark.parametrize(
+    "labels", [np.array([0, 3]), np.array([-1, 0], "int32"), np.array([0] * 40 + [7])]
+)
+def test_bad_numpy_labels_stop_a_step_before_batch_norm_statistics_move(
+    backend, compile, labels
+):
+    """S10.5: NumPy labels passed straight to Trainer.step (checked on that host
+    copy) fail the step with the library's message, and nothing moves: weights,
+    optimizer steps and BatchNorm's running statistics."""
+    U.seed(0)
+
+    class Classifier(U.Net):
+        def __init__(self):
+            super().__init__()
+            self.body = U.Dense(4, in_units=2)
+            self.norm = U.BatchNorm(in_channels=4)
+            self.head = U.Dense(3, in_units=4)
+
+        def forward(self, x):
+            return self.head(self.norm(self.body(x)))
+
+    net = Classifier()
+    net.initialize()
+    opt = U.SGD(net.params(), lr=0.1, momentum=0.9)
+    trainer = U.Trainer(net, opt, compile=compile)
+
+    def loss_fn(n, x, y):
+        return U.losses.softmax_cross_entropy(n(x), y)
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((labels.size, 2)).astype("float32")
+    trainer.step(loss_fn, x, np.zeros(labels.size, "int64"))
+    before = {k: v.numpy().copy() for k, v in net.params().items()}
+    bad = int(labels[(labels < 0) | (labels >= 3)][0])
+    with pytest.raises(IndexError, match=rf"class label {bad} is outside \[0, 3\)"):
+        trainer.step(loss_fn, x, labels)
+    for name, value in net.params().items():
+        assert np.array_equal(value.numpy(), before[name]), name
+    assert opt.state_for(net.body.weight)["step"] == 1
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_bad_numpy_indices_stop_a_step_with_the_embedding_message(backend, compile):
+    """S13: out-of-range token ids passed straight to Trainer.step raise the
+    Embedding's IndexError (checked on the host copy) and change nothing."""
+    U.seed(0)
+    net = U.Sequential(U.Embedding(5, 3), U.Flatten(), U.Dense(2))
+    net.initialize()
+    net.infer_shape((2, 4))
+    opt = U.SGD(net.params(), lr=0.1)
+    trainer = U.Trainer(net, opt, compile=compile)
+
+    def loss_fn(n, tokens, y):
+        return U.losses.softmax_cross_entropy(n(tokens), y)
+
+    y = np.array([0, 1])
+    trainer.step(loss_fn, np.array([[0, 1, 2, 3], [4, 3, 2, 1]]), y)
+    before = {k: v.numpy().copy() for k, v in net.params().items()}
+    with pytest.raises(IndexError, match=r"index 5 is outside \[0, 5\)"):
+        trainer.step(loss_fn, np.array([[0, 1, 2, 3], [4, 5, 2, 1]]), y)
+    for name, value in net.params().items():
+        assert np.array_equal(value.numpy(), before[name]), name
+
+
 @pytest.mark.parametrize(
     ("data", "says"),
     [
