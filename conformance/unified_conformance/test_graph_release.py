@@ -4,7 +4,7 @@ its last reader has run, as eager code does: holding every value until the end o
 glibc's allocator then returned and page-faulted them again on every call.
 
 Oracle: ``weakref`` to each value a probe layer produced; the graph's output equals
-a float64 NumPy formula.
+a float64 NumPy formula. Also here: how a ``bare`` node calls its layer.
 """
 
 from __future__ import annotations
@@ -71,3 +71,35 @@ def test_graph_net_releases_values_after_last_use(backend: Any) -> None:
     assert alive == [[], [True], [False, True], [False, True, True]]
     assert_close(host(backend, c.array), x * 8.0, "c")
     assert_close(host(backend, d.array), (x * 4.0 + x) * 2.0, "d")
+
+
+def test_bare_nodes_drop_a_fused_activation_and_call_other_layers_as_they_are(
+    backend: Any,
+) -> None:
+    """A ``bare`` node calls a Dense without its fused activation (the graph
+    applies it as a node of its own); a ``bare`` node on a layer with nothing fused
+    (BatchNorm) calls it as it is. Oracle: float64 formulas."""
+    net = GraphNet(
+        {
+            "dense": U.Dense(3, in_units=2, activation="relu"),
+            "norm": U.BatchNorm(in_channels=3),
+        },
+        [
+            Node("dense", "layer", [0], {"bare": True}, layer="dense"),
+            Node("norm", "layer", [1], {"bare": True}, layer="norm"),
+        ],
+        inputs=1,
+        outputs=[1, 2],
+    )
+    net.initialize()
+    x = np.array([[1.0, -2.0], [-3.0, 0.5]], "float32")
+    with U.training(False):
+        linear, normed = net(x)
+    w = host(backend, net.dense.weight.data()).astype(np.float64)
+    b = host(backend, net.dense.bias.data()).astype(np.float64)
+    expected = x.astype(np.float64) @ w.T + b
+    assert (expected < 0).any(), "the check needs a value relu would change"
+    assert_close(host(backend, linear), expected, "bare dense (no relu)")
+    eps = net.norm.epsilon
+    assert_close(host(backend, normed), expected / np.sqrt(1.0 + eps), "norm")
+    assert net.dense.activation is not None  # restored after the call

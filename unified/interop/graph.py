@@ -186,9 +186,9 @@ def bare(layer: Any, x: Any) -> Any:
     from unified.layers.conv import _Conv
     from unified.layers.dense import Dense
 
+    if not isinstance(layer, (Dense, _Conv)) or layer.activation is None:
+        return layer(x)  # nothing fused (BatchNorm, pooling, ...): call it as is
     saved = layer.activation
-    if not isinstance(layer, (Dense, _Conv)) or saved is None:
-        return layer(x)
     object.__setattr__(layer, "activation", None)
     try:
         return layer(x)
