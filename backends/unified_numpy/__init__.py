@@ -172,8 +172,10 @@ def to_numpy(x: Any) -> np.ndarray:
 
 @hookimpl
 def assign(target: np.ndarray, value: Any) -> np.ndarray:
-    """Copy ``value`` into ``target`` in place and return ``target``."""
-    np.copyto(target, value.value if type(value) is Node else value)
+    """Copy ``value`` into ``target`` in place and return ``target`` (nothing to
+    copy when ``value`` is ``target``: a compiled step that updated it in place)."""
+    if value is not target:
+        np.copyto(target, value.value if type(value) is Node else value)
     return target
 
 

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from unified_numpy.plan import Line, Slot, generate
+
 log = logging.getLogger("unified_numpy")
 
 
@@ -44,17 +46,21 @@ class TraceError(Exception):
 
 
 class _Recorder:
-    """The program being traced: its lines, its constants and its slot counter."""
+    """The program being traced: its lines, its constants and its slots."""
 
     def __init__(self) -> None:
-        self.lines: list[tuple[str, tuple[int, ...], tuple[int, ...], bool]] = []
+        self.lines: list[Line] = []
         self.consts: dict[str, Any] = {}
-        self.slots = 0
+        self.slots: list[Slot] = []
         self.inputs: set[int] = set()
+        # Every traced array stays alive until the trace ends, so that no two of
+        # them have the same id (the plan tells shared memory by the ids of roots).
+        self.values: list[Any] = []
 
-    def slot(self) -> int:
-        self.slots += 1
-        return self.slots - 1
+    def slot(self, value: Any) -> int:
+        self.values.append(value)
+        self.slots.append(Slot(value))
+        return len(self.slots) - 1
 
     def const(self, value: Any) -> str:
         name = f"c{len(self.consts)}"
@@ -117,17 +123,29 @@ class _Recorder:
         if kwargs:
             text += "".join(f", {k}={self.render(v, reads)}" for k, v in kwargs.items())
         source = f"{name}({text.lstrip(', ')})"
+        mutates = writes is not None
         if writes is not None and (result is None or result is writes.value):
-            self.lines.append((source, tuple(reads), (writes.slot,), True))
+            self.lines.append(Line("", source, tuple(reads), (writes.slot,), True))
             return None if result is None else writes
         if isinstance(result, (np.ndarray, np.generic)):
             out = Tracer(result, self)
+            operands = None
+            if (
+                type(kernel) is np.ufunc
+                and kernel.nout == 1
+                and not kwargs
+                and not mutates
+                and type(result) is np.ndarray
+            ):  # a candidate for writing into a dying operand (plan.py)
+                operands = tuple(a.slot if type(a) is Tracer else None for a in args)
             self.lines.append(
-                (
-                    f"v{out.slot} = {source}",
+                Line(
+                    f"v{out.slot} = ",
+                    source,
                     tuple(reads),
                     (out.slot,),
-                    writes is not None,
+                    mutates,
+                    operands,
                 )
             )
             return out
@@ -137,11 +155,12 @@ class _Recorder:
             outs = [Tracer(r, self) for r in result]
             targets = "".join(f"v{o.slot}, " for o in outs)
             self.lines.append(
-                (
-                    f"({targets}) = {source}",
+                Line(
+                    f"({targets}) = ",
+                    source,
                     tuple(reads),
                     tuple(o.slot for o in outs),
-                    writes is not None,
+                    mutates,
                 )
             )
             return outs if type(result) is list else tuple(outs)
@@ -218,7 +237,7 @@ class Tracer:
     def __init__(self, value: Any, rec: _Recorder) -> None:
         self.value = value
         self.rec = rec
-        self.slot = rec.slot()
+        self.slot = rec.slot(value)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -447,28 +466,54 @@ def _fresh(obj: Any, rec: _Recorder) -> Any:
 
 
 class _Program:
-    """The generated replay function of one signature."""
+    """The generated replay function of one signature (planned by :mod:`.plan`).
 
-    def __init__(self, rec: _Recorder, inputs: list[Tracer], result: Any) -> None:
+    :attr:`run` may write into the arguments at :attr:`donated` (leaf positions);
+    :attr:`safe` writes into no argument (the same as :attr:`run` when nothing is
+    donated). :meth:`Compiled.__call__` picks :attr:`run` only when no donated
+    array shares memory with another argument.
+    """
+
+    def __init__(
+        self,
+        rec: _Recorder,
+        inputs: list[Tracer],
+        result: Any,
+        donated: tuple[int, ...] = (),
+    ) -> None:
         reads: list[int] = []
         returned = rec.render(result, reads)
-        live = set(reads)
-        kept = []
-        for line, line_reads, writes, mutates in reversed(rec.lines):
-            if mutates or live.intersection(writes):
-                kept.append(line)
-                live.update(line_reads)
-                if mutates:  # the written array must exist, with its history
-                    live.update(writes)
-        kept.reverse()
-        params = ", ".join(f"v{t.slot}" for t in inputs)
-        body = "".join(f"    {line}\n" for line in kept)
-        source = f"def program({params}):\n{body}    return {returned}\n"
+        params = [t.slot for t in inputs]
+        const_roots = frozenset(
+            id(v if v.base is None else v.base)
+            for v in rec.consts.values()
+            if type(v) is np.ndarray
+        )
         namespace = dict(rec.consts)
-        exec(compile(source, "<unified_numpy jit program>", "exec"), namespace)  # noqa: S102
-        self.run: Callable[..., Any] = namespace["program"]
-        self.source = source
-        self.kernels = len(kept)
+
+        def build(give: frozenset[int]) -> tuple[Callable[..., Any], str, int, int]:
+            source, kernels, rewrites = generate(
+                rec.lines, rec.slots, params, returned, reads, give, const_roots
+            )
+            scope = dict(namespace)
+            exec(compile(source, "<unified_numpy jit program>", "exec"), scope)  # noqa: S102
+            return scope["program"], source, kernels, rewrites
+
+        self.donated = donated
+        self.run, self.source, self.kernels, self.rewrites = build(
+            frozenset(params[i] for i in donated)
+        )
+        self.safe = self.run if not donated else build(frozenset())[0]
+
+
+def _exclusive(leaves: list[Any], donated: tuple[int, ...]) -> bool:
+    """Whether every donated leaf is a writeable array sharing memory with no other
+    leaf (so the program may write into it)."""
+    roots = [id(a) if a.base is None else id(a.base) for a in leaves]
+    mine = {roots[i] for i in donated}
+    if len(mine) != len(donated) or sum(r in mine for r in roots) != len(donated):
+        return False
+    return all(leaves[i].flags.writeable for i in donated)
 
 
 class Compiled:
@@ -493,6 +538,8 @@ class Compiled:
         if program is None:
             return self.fn(*args)
         if program is not False:
+            if program.donated and not _exclusive(leaves, program.donated):  # type: ignore[union-attr]
+                return program.safe(*leaves)  # type: ignore[union-attr]
             return program.run(*leaves)  # type: ignore[union-attr]
         return self._trace(key, args, leaves)
 
@@ -504,7 +551,9 @@ class Compiled:
         _active = rec
         try:
             result = _fresh(self.fn(*_rebuild(args, iter(inputs))), rec)
-            program = _Program(rec, inputs, result)
+            # Read once traced: the function may decide while it runs.
+            donated = _donated(args, getattr(self.fn, "donate_argnums", ()), leaves)
+            program = _Program(rec, inputs, result, donated)
         except Exception as why:  # noqa: BLE001 - any failure: run the step eagerly
             _active = None
             out = self.fn(*args)  # a genuine error of the function raises here
@@ -520,6 +569,24 @@ class Compiled:
             _active = None
         self.programs[key] = program
         return _values(result)
+
+
+def _donated(
+    args: tuple[Any, ...], argnums: tuple[int, ...], leaves: list[Any]
+) -> tuple[int, ...]:
+    """The positions among ``leaves`` of the ndarrays of arguments ``argnums``."""
+    positions: list[int] = []
+    start = 0
+    for i, arg in enumerate(args):
+        mine: list[Any] = []
+        _flatten(arg, mine, [])
+        if i in argnums:
+            positions.extend(
+                start + j for j, a in enumerate(mine) if type(a) is np.ndarray
+            )
+        start += len(mine)
+    assert start == len(leaves)
+    return tuple(positions)
 
 
 def jit(fn: Callable[..., Any]) -> Compiled:
