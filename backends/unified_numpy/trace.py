@@ -10,8 +10,20 @@ operators, indexing and in-place writes) as one line of straight-line Python sou
 ``v7 = k3(v5, c2, axis=c4)``. The lines become one generated function of the input
 arrays; later calls with the same signature run it: no Net, mode, tape, closure or
 optimizer machinery, only the NumPy kernels the eager step called, in the same order
-on the same operands, so the results are bitwise those of the eager step. Lines whose
-results no output needs are dropped (never a line that writes into an array).
+on the same operands, so the results are bitwise those of the eager step. The
+program is planned for memory once, when it is generated (:mod:`unified_numpy.plan`):
+lines whose results no output needs are dropped (never a line that writes into an
+array), each value is released after its last use, and an elementwise result is
+written into an operand that dies there.
+
+Donation. A function may carry ``donate_argnums`` (read once it has been traced,
+so it may set it while traced): the positions of the arguments whose arrays the
+caller gives up, as in ``jax.jit``. The program may then write its results into
+those arrays once it no longer needs their values (``Trainer``'s step donates the
+parameters and the optimizer state, so the update happens in place, as the eager
+NumPy optimizers do). The trace itself writes into nothing, and a call whose
+donated arrays share memory with another argument (or are read-only) runs the
+program that writes into no argument.
 
 Whatever a tracer cannot record makes the trace refuse: converting a traced array to
 a host value (``float(x)``, ``bool(x)``, ``if x > 0``, ``np.asarray(x)`` outside
@@ -489,30 +501,40 @@ class _Program:
             for v in rec.consts.values()
             if type(v) is np.ndarray
         )
-        namespace = dict(rec.consts)
-
-        def build(give: frozenset[int]) -> tuple[Callable[..., Any], str, int, int]:
-            source, kernels, rewrites = generate(
-                rec.lines, rec.slots, params, returned, reads, give, const_roots
-            )
-            scope = dict(namespace)
-            exec(compile(source, "<unified_numpy jit program>", "exec"), scope)  # noqa: S102
-            return scope["program"], source, kernels, rewrites
-
+        self._build = (rec.lines, rec.slots, params, returned, reads, const_roots)
+        self._consts = rec.consts
         self.donated = donated
-        self.run, self.source, self.kernels, self.rewrites = build(
+        self.run, self.source, self.kernels, self.rewrites = self._compile(
             frozenset(params[i] for i in donated)
         )
-        self.safe = self.run if not donated else build(frozenset())[0]
+        self._safe: Callable[..., Any] | None = None if donated else self.run
+
+    def _compile(
+        self, give: frozenset[int]
+    ) -> tuple[Callable[..., Any], str, int, int]:
+        lines, slots, params, returned, reads, const_roots = self._build
+        source, kernels, rewrites = generate(
+            lines, slots, params, returned, reads, give, const_roots
+        )
+        scope = dict(self._consts)
+        exec(compile(source, "<unified_numpy jit program>", "exec"), scope)  # noqa: S102
+        return scope["program"], source, kernels, rewrites
+
+    def safe(self, *leaves: Any) -> Any:
+        """Run the program that writes into no argument (built on first use)."""
+        if self._safe is None:
+            self._safe = self._compile(frozenset())[0]
+        return self._safe(*leaves)
 
 
 def _exclusive(leaves: list[Any], donated: tuple[int, ...]) -> bool:
     """Whether every donated leaf is a writeable array sharing memory with no other
-    leaf (so the program may write into it)."""
+    leaf (so the program may write into it). About a microsecond for a small net."""
     roots = [id(a) if a.base is None else id(a.base) for a in leaves]
-    mine = {roots[i] for i in donated}
-    if len(mine) != len(donated) or sum(r in mine for r in roots) != len(donated):
-        return False
+    if len(set(roots)) != len(roots):  # some leaves share memory: which?
+        mine = {roots[i] for i in donated}
+        if len(mine) != len(donated) or sum(r in mine for r in roots) != len(mine):
+            return False
     return all(leaves[i].flags.writeable for i in donated)
 
 
@@ -567,6 +589,7 @@ class Compiled:
             return out
         finally:
             _active = None
+            rec.values.clear()  # the trace's arrays: nothing needs their ids now
         self.programs[key] = program
         return _values(result)
 
