@@ -248,6 +248,7 @@ def conv(
     def grad_w(g: np.ndarray) -> np.ndarray:
         return np.matmul(rows(g).transpose(0, 2, 1), cols).reshape(wv.shape)
 
+    grad_x, grad_w = _flat.weight_first(grad_x, grad_w, weight)
     if bias is None:
         return record(y, (x, weight), (grad_x, grad_w))
     return record(y, (x, weight, bias), (grad_x, grad_w, _bias_grad))
