@@ -15,7 +15,7 @@ planned once per trace so that a replay holds no more memory than it must:
   needed (no later line reads or writes ``a`` or any array sharing its memory, and
   it is not returned), becomes ``ufunc(a, b, out=a)``. Only arrays the program owns
   qualify: a fresh kernel result (not a view, not a constant), or an argument the
-  caller *donated* (gave up, see ``donate_argnums`` in :mod:`unified_numpy.trace`).
+  caller *donated* (gave up, see ``donate_argnums`` in :mod:`unified_numpy.replay`).
   An elementwise ufunc computes each element from the same operands with the same
   inner loop whether or not it writes into one of them, so the numbers are bitwise
   those of the unplanned program.
