@@ -13,8 +13,8 @@ caller gives up, as in ``jax.jit``. The program may then write its results into
 those arrays once it no longer needs their values (``Trainer``'s step donates the
 parameters and the optimizer state, so the update happens in place, as the eager
 NumPy optimizers do). The trace itself writes into nothing, and a call whose
-donated arrays share memory with another argument (or are read-only) runs the
-program that writes into no argument.
+donated arrays share memory with another argument runs the program that writes
+into no argument.
 """
 
 from __future__ import annotations
@@ -136,14 +136,17 @@ class _Program:
 
 
 def _exclusive(leaves: list[Any], donated: tuple[int, ...]) -> bool:
-    """Whether every donated leaf is a writeable array sharing memory with no other
-    leaf (so the program may write into it). About a microsecond for a small net."""
+    """Whether no donated leaf shares memory with another leaf (so the program may
+    write into it). Half a microsecond for a small net when no two leaves share.
+
+    A read-only donated array is not checked for: the program's write into it
+    raises, as writing the update into it (``assign``, the eager ``axpby``) would.
+    """
+    if len({id(a) if a.base is None else id(a.base) for a in leaves}) == len(leaves):
+        return True
     roots = [id(a) if a.base is None else id(a.base) for a in leaves]
-    if len(set(roots)) != len(roots):  # some leaves share memory: which?
-        mine = {roots[i] for i in donated}
-        if len(mine) != len(donated) or sum(r in mine for r in roots) != len(mine):
-            return False
-    return all(leaves[i].flags.writeable for i in donated)
+    mine = {roots[i] for i in donated}
+    return len(mine) == len(donated) and sum(r in mine for r in roots) == len(mine)
 
 
 class Compiled:
