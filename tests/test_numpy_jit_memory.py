@@ -12,6 +12,8 @@ Claims proven here, none of them by timing:
   in their own arrays;
 * nothing the caller still holds is written: views of a dying value, arguments not
   donated, donated arguments sharing memory with another argument;
+* a convolution's weight gradient (the last reader of its im2col buffer) runs
+  before its input gradient, so the two column buffers are never alive together;
 * a step that fails its label check changes nothing, although the replay would
   update in place;
 * max pooling (now without a branch on NaNs, so the CNN step traces) sends each
@@ -243,3 +245,32 @@ def test_max_pool_sends_the_gradient_to_the_first_nan_traced_or_not() -> None:
             np.testing.assert_array_equal(cgrad, grad)
     assert np.isnan(value)
     np.testing.assert_allclose(grad, _first_max_grad64(x, w, 2), rtol=1e-6, atol=1e-6)
+
+
+def test_a_convolution_frees_its_columns_before_its_input_gradient() -> None:
+    """Two 5x5 convolutions: the replay never holds both im2col buffers and the
+    second one's input-gradient columns (as large as its im2col buffer) at once,
+    because the weight gradient, the columns' last reader, runs first."""
+    batch = 8
+    with U.use_backend("numpy"):
+        U.seed(0)
+        net = U.Sequential(
+            U.Conv2D(4, 5, padding=2, activation="relu"),
+            U.MaxPool2D(2),
+            U.Conv2D(8, 5, padding=2, activation="relu"),
+            U.Flatten(),
+            U.Dense(3),
+        )
+        net.initialize()
+        trainer = U.Trainer(net, U.SGD(net.params(), lr=0.1, momentum=0.9))
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((batch, 1, 16, 16)).astype(np.float32)
+        y = rng.integers(0, 3, batch)
+        for _ in range(3):
+            trainer.step(_ce, x, y)
+        _program(trainer)
+        peak = _peak(lambda: trainer.step(_ce, x, y))
+    # im2col buffers (C_in, 25 taps, N * padded H * padded W), float32
+    cols1 = 4 * 1 * 25 * batch * 20 * 20
+    cols2 = 4 * 4 * 25 * batch * 12 * 12
+    assert peak < cols1 + 2 * cols2, (peak, cols1 + 2 * cols2)
