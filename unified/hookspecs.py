@@ -218,6 +218,11 @@ def value_and_grad(
 def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Compile a pure function of native arrays (optional: declares capability ``jit``).
 
+    An attribute ``fn.donate_argnums`` (a tuple of argument positions, which ``fn``
+    may set while it is traced) says the caller gives up those arguments' arrays:
+    the compiled function may write its results into them. A backend may ignore it
+    (only NumPy uses it; ``Trainer`` donates the parameters and optimizer state).
+
     :param fn: a function whose arguments and results are (nested lists of) native
         arrays and whose Python control flow does not depend on array values.
     :returns: a callable with the same signature, compiled once per input structure

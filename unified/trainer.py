@@ -324,6 +324,12 @@ class Trainer:
                 host_checks,
             )
         fn, written, messages, requests, host_checks = hit
+        # A backend updating in place (NumPy: its compiled step writes into the
+        # parameters and the optimizer state) checks labels before the step.
+        early = "inplace" in table.capabilities and bool(host_checks)
+        if early:
+            for index, high, message_of in host_checks:
+                checks.check_host(table.to_numpy(batch[index]), high, message_of)
         previous = _backend._active
         _backend.activate(table)
         try:
@@ -346,8 +352,9 @@ class Trainer:
                 _backend.activate(previous)
         # Nothing has been written back yet. Labels passed straight in are checked
         # on the host (no wait for the step); other checks are outputs of the step.
-        for index, high, message_of in host_checks:
-            checks.check_host(table.to_numpy(batch[index]), high, message_of)
+        if not early:
+            for index, high, message_of in host_checks:
+                checks.check_host(table.to_numpy(batch[index]), high, message_of)
         for count, message in zip(counts, messages, strict=True):
             if float(count) > 0:
                 raise IndexError(message)
@@ -448,6 +455,12 @@ def _pure_step(
     the counts of failed data checks (whose ``messages`` are filled when traced)."""
     position = {id(p): i for i, p in enumerate(train)}
     count = len(train)
+    # The arguments a compiled step may write into (``donate_argnums``, see the
+    # ``jit`` hook): the optimizer state, which the caller replaces by the new
+    # state, and the trained parameters when the update writes every one back.
+    # Not when traced checks are read after the call: a failed step changes nothing.
+    updated = {position[id(p)] for _, p in entries if id(p) in position}
+    donate = (0, 2) if updated == set(range(count)) else (2,)
     # The update must not write into its inputs: the step may run eagerly (the
     # discovery run of the dropout masks, a backend jit that falls back) and a
     # failed or repeated step must change nothing.
@@ -475,6 +488,7 @@ def _pure_step(
                 finally:  # also when a kernel fails: the host checks explain it
                     messages[:] = [message for _, message in found]
                     host_checks[:] = found.host
+                    step.donate_argnums = () if found else donate  # type: ignore[attr-defined]
         finally:
             for p, a in zip(others, saved):
                 p._data = a

@@ -7,7 +7,7 @@ hooks live in :mod:`unified_numpy.ops`, :mod:`unified_numpy.shape_ops` and
 pluggy finds them. Importing this package imports NumPy and nothing else heavy.
 
 Capabilities: ``inplace`` (``assign``/``axpby`` write into their target) and ``jit``
-(:mod:`unified_numpy.trace`): a pure function, such as ``Trainer``'s whole step, is
+(:mod:`unified_numpy.replay`): a pure function, such as ``Trainer``'s whole step, is
 run once on tracers per input signature, recording every NumPy kernel (forward,
 the tape's backward, the update) into one generated straight-line function that
 later calls replay with no Net, tape or optimizer machinery, bitwise equal to the
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from unified import BackendInfo, hookimpl
+from unified_numpy import replay as _replay
 from unified_numpy import tape as _tape
-from unified_numpy import trace as _trace
 from unified_numpy.losses import softmax_cross_entropy
 from unified_numpy.nn import conv, conv_transpose, pool
 from unified_numpy.norm import batch_norm, batch_norm_inference
@@ -172,8 +172,10 @@ def to_numpy(x: Any) -> np.ndarray:
 
 @hookimpl
 def assign(target: np.ndarray, value: Any) -> np.ndarray:
-    """Copy ``value`` into ``target`` in place and return ``target``."""
-    np.copyto(target, value.value if type(value) is Node else value)
+    """Copy ``value`` into ``target`` in place and return ``target`` (nothing to
+    copy when ``value`` is ``target``: a compiled step that updated it in place)."""
+    if value is not target:
+        np.copyto(target, value.value if type(value) is Node else value)
     return target
 
 
@@ -198,8 +200,8 @@ def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray) -> np.ndarray:
 @hookimpl
 def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Trace ``fn`` once per input signature and replay the recorded NumPy kernels
-    (see :mod:`unified_numpy.trace`; an untraceable ``fn`` runs eagerly)."""
-    return _trace.jit(fn)
+    (see :mod:`unified_numpy.replay`; an untraceable ``fn`` runs eagerly)."""
+    return _replay.jit(fn)
 
 
 @hookimpl

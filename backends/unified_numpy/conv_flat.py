@@ -36,6 +36,28 @@ from unified_numpy.trace import ascontiguousarray
 Ints = tuple[int, ...]
 
 
+def weight_first(
+    grad_x: Callable[[Any], Any], grad_w: Callable[[Any], Any], weight: Any
+) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """A convolution's input and weight gradient functions, the weight's computed
+    first when both are needed (the tape calls ``grad_x`` first). The im2col buffer
+    the weight gradient reads can then be released (a compiled step releases every
+    value after its last use) before the input gradient allocates its own: the
+    same kernels on the same operands, so the same numbers, with less memory."""
+    if type(weight) is not Node:
+        return grad_x, grad_w
+    memo: list[Any] = []
+
+    def first_w_then_x(g: Any) -> Any:
+        memo.append(grad_w(g))
+        return grad_x(g)
+
+    def w_computed(g: Any) -> Any:
+        return memo.pop() if memo else grad_w(g)
+
+    return first_w_then_x, w_computed
+
+
 def applies(kernel: Ints, stride: Ints, padding: Ints) -> bool:
     """Whether :func:`conv_flat` handles this configuration."""
     if all(s == 1 for s in stride):
@@ -140,6 +162,7 @@ def conv_flat(
     def grad_b(g: np.ndarray) -> np.ndarray:
         return g.sum(axis=(0, *range(2, g.ndim)))
 
+    grad_x, grad_w = weight_first(grad_x, grad_w, weight)
     if bias is None:
         return record(y, (x, weight), (grad_x, grad_w))
     return record(y, (x, weight, bias), (grad_x, grad_w, grad_b))

@@ -248,6 +248,7 @@ def conv(
     def grad_w(g: np.ndarray) -> np.ndarray:
         return np.matmul(rows(g).transpose(0, 2, 1), cols).reshape(wv.shape)
 
+    grad_x, grad_w = _flat.weight_first(grad_x, grad_w, weight)
     if bias is None:
         return record(y, (x, weight), (grad_x, grad_w))
     return record(y, (x, weight, bias), (grad_x, grad_w, _bias_grad))
@@ -339,14 +340,17 @@ def _first_max_grad(
     insz: Ints,
     padding: Ints,
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """The backward of max pooling without NaNs: each window's gradient goes to
-    the first tap (in window order) equal to the window's maximum."""
+    """The backward of max pooling: each window's gradient goes to the first tap
+    (in window order) equal to the window's maximum, or the first NaN of a window
+    holding one (its maximum is NaN then, as ``argmax`` finds it)."""
 
     def grad(g: np.ndarray) -> np.ndarray:
         acc = np.zeros_like(g, shape=xp.shape, order="C")
         taken = np.zeros_like(y, dtype=bool, order="C")
         for where in index:
-            hit = xp[where] == y
+            tap = xp[where]
+            hit = tap == y
+            hit |= np.isnan(tap)  # y is NaN exactly where a tap is
             hit &= ~taken
             taken |= hit
             acc[where] += np.where(hit, g, 0)
@@ -405,23 +409,12 @@ def pool(
 
         return record(y, (x,), (grad_avg,))
 
-    index = _tap_index(kernel, stride, out)  # max: a running maximum over the taps
+    # max: a running maximum over the taps (NaN propagates: the first NaN's value)
+    index = _tap_index(kernel, stride, out)
     y = xp[index[0]].copy()
     for where in index[1:]:
         np.maximum(y, xp[where], out=y)
     if type(x) is not Node:
         return y
-    if not np.isnan(y).any():
-        return record(y, (x,), (_first_max_grad(xp, index, y, insz, padding),))
-    flat = view.reshape(n, c, *out, -1)  # NaNs: argmax finds the first one
-    first = flat.argmax(axis=-1)[..., None]  # the first maximum of each window
-    y = np.take_along_axis(flat, first, axis=-1)[..., 0]
-
-    def grad_max(g: np.ndarray) -> np.ndarray:
-        d = np.zeros_like(g, shape=flat.shape, order="C")
-        np.put_along_axis(d, first, g[..., None], axis=-1)
-        d = d.reshape(n, c, *out, *kernel)
-        axes = (0, 1, *kaxes, *range(2, 2 + nsp))
-        return scatter(ascontiguousarray(d.transpose(axes)))
-
-    return record(y, (x,), (grad_max,))
+    # No branch on the values (NaN or not): a jit trace records the same kernels.
+    return record(y, (x,), (_first_max_grad(xp, index, y, insz, padding),))

@@ -1,8 +1,8 @@
-"""The NumPy backend's ``jit``: trace a pure function once, replay a flat program.
+"""The NumPy backend's tracer: run a pure function once, record a flat program.
 
-:func:`jit` wraps a pure function of (nested lists, tuples and dicts of) NumPy
-arrays. The first call for an input *signature* (the nesting, every array's shape
-and dtype, the values of the non-array leaves) runs the function once on
+:func:`~unified_numpy.replay.jit` wraps a pure function of (nested lists, tuples
+and dicts of) NumPy arrays. The first call for an input *signature* (the nesting,
+every array's shape and dtype, the values of the non-array leaves) runs it once on
 :class:`Tracer` stand-ins. A Tracer holds the real array it stands for, so the trace
 computes the true result, and it records every NumPy computation made on it (ufuncs
 and their methods, ``__array_function__`` functions, the ndarray methods and
@@ -10,8 +10,12 @@ operators, indexing and in-place writes) as one line of straight-line Python sou
 ``v7 = k3(v5, c2, axis=c4)``. The lines become one generated function of the input
 arrays; later calls with the same signature run it: no Net, mode, tape, closure or
 optimizer machinery, only the NumPy kernels the eager step called, in the same order
-on the same operands, so the results are bitwise those of the eager step. Lines whose
-results no output needs are dropped (never a line that writes into an array).
+on the same operands, so the results are bitwise those of the eager step. The
+program is planned for memory once, when it is generated (:mod:`unified_numpy.plan`):
+lines whose results no output needs are dropped (never a line that writes into an
+array), each value is released after its last use, and an elementwise result is
+written into an operand that dies there. :mod:`unified_numpy.replay` holds
+:func:`jit`: signatures, programs and donated arguments.
 
 Whatever a tracer cannot record makes the trace refuse: converting a traced array to
 a host value (``float(x)``, ``bool(x)``, ``if x > 0``, ``np.asarray(x)`` outside
@@ -36,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from unified_numpy.plan import Line, Slot
+
 log = logging.getLogger("unified_numpy")
 
 
@@ -44,17 +50,21 @@ class TraceError(Exception):
 
 
 class _Recorder:
-    """The program being traced: its lines, its constants and its slot counter."""
+    """The program being traced: its lines, its constants and its slots."""
 
     def __init__(self) -> None:
-        self.lines: list[tuple[str, tuple[int, ...], tuple[int, ...], bool]] = []
+        self.lines: list[Line] = []
         self.consts: dict[str, Any] = {}
-        self.slots = 0
+        self.slots: list[Slot] = []
         self.inputs: set[int] = set()
+        # Every traced array stays alive until the trace ends, so that no two of
+        # them have the same id (the plan tells shared memory by the ids of roots).
+        self.values: list[Any] = []
 
-    def slot(self) -> int:
-        self.slots += 1
-        return self.slots - 1
+    def slot(self, value: Any) -> int:
+        self.values.append(value)
+        self.slots.append(Slot(value))
+        return len(self.slots) - 1
 
     def const(self, value: Any) -> str:
         name = f"c{len(self.consts)}"
@@ -117,17 +127,29 @@ class _Recorder:
         if kwargs:
             text += "".join(f", {k}={self.render(v, reads)}" for k, v in kwargs.items())
         source = f"{name}({text.lstrip(', ')})"
+        mutates = writes is not None
         if writes is not None and (result is None or result is writes.value):
-            self.lines.append((source, tuple(reads), (writes.slot,), True))
+            self.lines.append(Line("", source, tuple(reads), (writes.slot,), True))
             return None if result is None else writes
         if isinstance(result, (np.ndarray, np.generic)):
             out = Tracer(result, self)
+            operands = None
+            if (
+                type(kernel) is np.ufunc
+                and kernel.nout == 1
+                and not kwargs
+                and not mutates
+                and type(result) is np.ndarray
+            ):  # a candidate for writing into a dying operand (plan.py)
+                operands = tuple(a.slot if type(a) is Tracer else None for a in args)
             self.lines.append(
-                (
-                    f"v{out.slot} = {source}",
+                Line(
+                    f"v{out.slot} = ",
+                    source,
                     tuple(reads),
                     (out.slot,),
-                    writes is not None,
+                    mutates,
+                    operands,
                 )
             )
             return out
@@ -137,11 +159,12 @@ class _Recorder:
             outs = [Tracer(r, self) for r in result]
             targets = "".join(f"v{o.slot}, " for o in outs)
             self.lines.append(
-                (
-                    f"({targets}) = {source}",
+                Line(
+                    f"({targets}) = ",
+                    source,
                     tuple(reads),
                     tuple(o.slot for o in outs),
-                    writes is not None,
+                    mutates,
                 )
             )
             return outs if type(result) is list else tuple(outs)
@@ -218,7 +241,7 @@ class Tracer:
     def __init__(self, value: Any, rec: _Recorder) -> None:
         self.value = value
         self.rec = rec
-        self.slot = rec.slot()
+        self.slot = rec.slot(value)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -383,146 +406,3 @@ def ascontiguousarray(x: Any) -> Any:
     if type(x) is not Tracer:
         return np.ascontiguousarray(x)
     return x.rec.call(np.ascontiguousarray, (x,), {})
-
-
-# ----------------------------------------------------------------------------------
-# jit
-# ----------------------------------------------------------------------------------
-
-
-def _flatten(obj: Any, leaves: list[Any], sig: list[Any]) -> None:
-    """Append ``obj``'s arrays to ``leaves`` and its structure to ``sig``."""
-    t = type(obj)
-    if t is list or t is tuple:
-        sig.append((t, len(obj)))
-        for o in obj:
-            if type(o) is np.ndarray:  # inline: the common leaf
-                leaves.append(o)
-                sig.append(o.shape)
-                sig.append(o.dtype)
-                sig.append(o.strides)
-            else:
-                _flatten(o, leaves, sig)
-    elif t is np.ndarray:
-        leaves.append(obj)
-        sig.append(obj.shape)
-        sig.append(obj.dtype)
-        sig.append(obj.strides)  # memory layout picks some kernels (flags)
-    elif t is dict:
-        sig.append(tuple(obj))
-        for o in obj.values():
-            _flatten(o, leaves, sig)
-    elif isinstance(obj, np.generic):
-        leaves.append(obj)
-        sig.append((np.generic, obj.dtype))
-    elif obj is None or t in (int, float, bool, str):
-        sig.append((t, obj))
-    else:
-        raise TraceError(f"an argument of type {t.__name__} cannot be traced")
-
-
-def _rebuild(obj: Any, leaves: Any) -> Any:
-    """``obj``'s structure with its arrays taken in order from iterator ``leaves``."""
-    t = type(obj)
-    if t is np.ndarray or isinstance(obj, np.generic):
-        return next(leaves)
-    if t is list or t is tuple:
-        return t(_rebuild(o, leaves) for o in obj)
-    if t is dict:
-        return {k: _rebuild(v, leaves) for k, v in obj.items()}
-    return obj
-
-
-def _fresh(obj: Any, rec: _Recorder) -> Any:
-    """``obj`` with every untraced array among the results replaced by a recorded
-    copy, so that no two calls share an output array."""
-    t = type(obj)
-    if t is np.ndarray:
-        return rec.call(np.array, (obj,), {})
-    if t is list or t is tuple:
-        return t(_fresh(o, rec) for o in obj)
-    if t is dict:
-        return {k: _fresh(v, rec) for k, v in obj.items()}
-    return obj
-
-
-class _Program:
-    """The generated replay function of one signature."""
-
-    def __init__(self, rec: _Recorder, inputs: list[Tracer], result: Any) -> None:
-        reads: list[int] = []
-        returned = rec.render(result, reads)
-        live = set(reads)
-        kept = []
-        for line, line_reads, writes, mutates in reversed(rec.lines):
-            if mutates or live.intersection(writes):
-                kept.append(line)
-                live.update(line_reads)
-                if mutates:  # the written array must exist, with its history
-                    live.update(writes)
-        kept.reverse()
-        params = ", ".join(f"v{t.slot}" for t in inputs)
-        body = "".join(f"    {line}\n" for line in kept)
-        source = f"def program({params}):\n{body}    return {returned}\n"
-        namespace = dict(rec.consts)
-        exec(compile(source, "<unified_numpy jit program>", "exec"), namespace)  # noqa: S102
-        self.run: Callable[..., Any] = namespace["program"]
-        self.source = source
-        self.kernels = len(kept)
-
-
-class Compiled:
-    """What :func:`jit` returns: one traced program per input signature."""
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
-        self.programs: dict[tuple[Any, ...], _Program | None] = {}
-
-    def __call__(self, *args: Any) -> Any:
-        if _active is not None:  # inside another trace: inline
-            return self.fn(*args)
-        leaves: list[Any] = []
-        sig: list[Any] = []
-        try:
-            _flatten(args, leaves, sig)
-        except TraceError as why:
-            log.debug("unified_numpy jit: running eagerly: %s", why)
-            return self.fn(*args)
-        key = tuple(sig)
-        program = self.programs.get(key, False)
-        if program is None:
-            return self.fn(*args)
-        if program is not False:
-            return program.run(*leaves)  # type: ignore[union-attr]
-        return self._trace(key, args, leaves)
-
-    def _trace(self, key: tuple[Any, ...], args: Any, leaves: list[Any]) -> Any:
-        global _active
-        rec = _Recorder()
-        inputs = [Tracer(leaf, rec) for leaf in leaves]
-        rec.inputs.update(t.slot for t in inputs)
-        _active = rec
-        try:
-            result = _fresh(self.fn(*_rebuild(args, iter(inputs))), rec)
-            program = _Program(rec, inputs, result)
-        except Exception as why:  # noqa: BLE001 - any failure: run the step eagerly
-            _active = None
-            out = self.fn(*args)  # a genuine error of the function raises here
-            self.programs[key] = None
-            log.debug(
-                "unified_numpy jit: cannot trace %s, running it eagerly: %s: %s",
-                getattr(self.fn, "__name__", self.fn),
-                type(why).__name__,
-                why,
-            )
-            return out
-        finally:
-            _active = None
-        self.programs[key] = program
-        return _values(result)
-
-
-def jit(fn: Callable[..., Any]) -> Compiled:
-    """Return ``fn`` traced once per input signature and replayed (see the module
-    docstring)."""
-    return Compiled(fn)
