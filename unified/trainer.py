@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from unified import backend as _backend
-from unified import checks, nets
+from unified import checks, donation, nets
 from unified import data as _data
 from unified import fit as _fit
 from unified import modes as _modes
@@ -273,6 +273,7 @@ class Trainer:
         if plan.random:  # the masks' shapes follow the batch's
             key += (tuple(tuple(getattr(b, "shape", ())) for b in batch),)
         hit = self._compiled.get(key)
+        fresh = hit is None
         if hit is None:
             names = tuple(tuple(c) for c in host)
             written: list[bool] = []
@@ -298,25 +299,52 @@ class Trainer:
                 if plan.random
                 else []
             )
+            donating = "donate" in table.capabilities
             hit = self._compiled[key] = (
-                table.jit(pure),
+                table.jit(pure, donate=_DONATED) if donating else table.jit(pure),
                 written,
                 messages,
                 requests,
                 host_checks,
+                pure if donating else None,
             )
-        fn, written, messages, requests, host_checks = hit
+        fn, written, messages, requests, host_checks, donor = hit
+        # The updated parameters (the optimizer's entries) come first: with
+        # donation their arrays, and the optimizer state's, become the new ones.
+        stepped = [p._data for _, p in entries]
+        position = {id(p): i for i, (_, p) in enumerate(entries)}
+        rest = [p._data for p in plan.train if id(p) not in position]
+        state_arrays = [st["arrays"] for st in states]
+        args = (
+            stepped,
+            rest,
+            [p._data for p in plan.others],
+            state_arrays,
+            device_coeffs,
+            list(batch),
+            _modes.draw_masks(requests, table),
+        )
+        checked = False  # the host checks of batch arguments
         previous = _backend._active
         _backend.activate(table)
         try:
-            loss, grads, new_ws, new_states, held, counts = fn(
-                [p._data for p in plan.train],
-                [p._data for p in plan.others],
-                [st["arrays"] for st in states],
-                device_coeffs,
-                list(batch),
-                _modes.draw_masks(requests, table),
-            )
+            if donor is not None:
+                if fresh:  # trace without running: what will the step check?
+                    fn.trace(*args)
+                    if messages:  # a traced check may fail after the call: the
+                        # old arrays must survive it, so this step never donates
+                        hit = (table.jit(donor), *hit[1:5], None)
+                        self._compiled[key] = hit
+                        fn = hit[0]
+                if hit[5] is not None:
+                    # Labels first: a donating step cannot be undone.
+                    for index, high, message_of in host_checks:
+                        checks.check_host(
+                            table.to_numpy(batch[index]), high, message_of
+                        )
+                    checked = True
+                    _unshare(table, stepped, state_arrays)
+            new_ws, new_states, loss, grads, held, counts = fn(*args)
         except Exception:
             # A backend whose kernels check indices (NumPy) fails inside the step
             # on a bad label: report the label check's error instead, if it fails.
@@ -328,8 +356,9 @@ class Trainer:
                 _backend.activate(previous)
         # Nothing has been written back yet. Labels passed straight in are checked
         # on the host (no wait for the step); other checks are outputs of the step.
-        for index, high, message_of in host_checks:
-            checks.check_host(table.to_numpy(batch[index]), high, message_of)
+        if not checked:
+            for index, high, message_of in host_checks:
+                checks.check_host(table.to_numpy(batch[index]), high, message_of)
         for count, message in zip(counts, messages, strict=True):
             if float(count) > 0:
                 raise IndexError(message)
@@ -363,9 +392,12 @@ class Trainer:
         previous = _backend._active
         _backend.activate(plan.table)
         try:
+            entries = [p for _, p in self.optimizer.entries()]
+            stepping = {id(p) for p in entries}
             with _modes.feeding_masks(_modes.MaskFeed(None)) as feed:
                 pure(
-                    [p._data for p in plan.train],
+                    [p._data for p in entries],
+                    [p._data for p in plan.train if id(p) not in stepping],
                     [p._data for p in plan.others],
                     [st["arrays"] for st in states],
                     coeffs,
@@ -412,25 +444,35 @@ def _pure_step(
     messages: list[str],
     host_checks: list[Any],
 ) -> Callable[..., Any]:
-    """Build the pure function the backend compiles: loss, grads, new values,
-    optimizer state, the new values of the state parameters ``held`` (which
+    """Build the pure function the backend compiles: new values, optimizer state,
+    loss, grads, the new values of the state parameters ``held`` (which
     ``written`` flags, fixed when the function is traced, say were written), and
     the counts of failed data checks (whose ``messages`` are filled when traced)."""
-    position = {id(p): i for i, p in enumerate(train)}
     count = len(train)
+    # train[i] is stepped[j] (slot (0, j)) if the optimizer updates it (its j-th
+    # entry), else rest[j] (slot (1, j)): the order _compiled_step passes them in
+    index = {id(p): i for i, (_, p) in enumerate(entries)}
+    sources: list[tuple[int, int]] = []
+    for p in train:
+        rank = sum(1 for k, _ in sources if k == 1)
+        sources.append((0, index[id(p)]) if id(p) in index else (1, rank))
+    position = {id(p): i for i, p in enumerate(train)}
     # The update must not write into its inputs: the step may run eagerly (the
     # discovery run of the dropout masks, a backend jit that falls back) and a
     # failed or repeated step must change nothing.
     rules_table = _Functional(table) if "inplace" in table.capabilities else table
 
     def step(
-        train_arrays: list[Any],
+        stepped: list[Any],
+        rest: list[Any],
         other_arrays: list[Any],
         state_arrays: list[Any],
         coeffs: Any,
         batch: list[Any],
         masks: list[Any] | None = None,
     ) -> Any:
+        parts = (stepped, rest)
+        train_arrays = [parts[k][j] for k, j in sources]
         saved = [p._data for p in others]
         for p, a in zip(others, other_arrays):
             p._data = a
@@ -456,9 +498,28 @@ def _pure_step(
             w, s = opt.rule(rules_table, train_arrays[i], grads[i], s, c, static)
             new_ws.append(w)
             new_states.append(s)
-        return value, grads, new_ws, new_states, new_held, [n for n, _ in found]
+        # The new values first: a backend that donates the arrays of the first and
+        # fourth arguments pairs them with the first outputs of their shapes.
+        return new_ws, new_states, value, grads, new_held, [n for n, _ in found]
 
     return step
+
+
+_DONATED = (0, 3)
+"""The arguments of the compiled step a ``donate`` backend may reuse: the arrays
+of the parameters the optimizer updates, and the optimizer's state."""
+
+
+def _unshare(table: Any, stepped: list[Any], states: list[dict[str, Any]]) -> None:
+    """Replace, in the call's lists, every array someone else also holds by a copy
+    (see :mod:`unified.donation`): only the step's own arrays are given up."""
+    for i in donation.shared_entries(stepped):
+        stepped[i] = table.multiply(stepped[i], 1.0)
+    flat = [(i, k) for i, arrays in enumerate(states) for k in arrays]
+    values = [states[i][k] for i, k in flat]
+    for j in donation.shared_entries(values):
+        i, k = flat[j]
+        states[i] = {**states[i], k: table.multiply(values[j], 1.0)}
 
 
 class _Functional:

@@ -69,7 +69,7 @@ def backend_info() -> BackendInfo:
         name="jax",
         framework="jax",
         version=jax.__version__,
-        capabilities=frozenset({"jit"}),
+        capabilities=frozenset({"jit", "donate"}),
     )
 
 
@@ -131,9 +131,11 @@ def value_and_grad(
 
 
 @hookimpl
-def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+def jit(fn: Callable[..., Any], donate: Sequence[int] = ()) -> Callable[..., Any]:
     # jax.jit caches one executable per input pytree structure, shapes and dtypes.
-    return jax.jit(fn)
+    # Donated arguments' buffers are reused for outputs of the same shape and dtype
+    # (capability "donate"); the jitted function's .trace(*args) traces only.
+    return jax.jit(fn, donate_argnums=tuple(donate))
 
 
 # ----------------------------------------------------------------------------------
