@@ -27,7 +27,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -493,7 +493,7 @@ def _pure_step(
         grads, new_held = grads[:count], grads[count:]
         new_ws, new_states = [], []
         for row, ((_, p), s, static) in enumerate(zip(entries, state_arrays, statics)):
-            c = {k: coeffs[row, j] for j, k in enumerate(names[row])}
+            c = _Row(coeffs, row, names[row])
             i = position[id(p)]
             w, s = opt.rule(rules_table, train_arrays[i], grads[i], s, c, static)
             new_ws.append(w)
@@ -520,6 +520,28 @@ def _unshare(table: Any, stepped: list[Any], states: list[dict[str, Any]]) -> No
     for j in donation.shared_entries(values):
         i, k = flat[j]
         states[i] = {**states[i], k: table.multiply(values[j], 1.0)}
+
+
+class _Row(Mapping[str, Any]):
+    """The coefficients of one entry, read from the step's coefficient array when
+    the rule asks for them: a coefficient the update does not use (a zero weight
+    decay, a dampening without momentum) adds nothing to the compiled step."""
+
+    def __init__(self, coeffs: Any, row: int, names: tuple[str, ...]) -> None:
+        self._coeffs, self._row, self._names = coeffs, row, names
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._read.get(key)
+        if value is None:
+            value = self._read[key] = self._coeffs[self._row, self._names.index(key)]
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class _Functional:

@@ -10,16 +10,14 @@ compiled step it is inlined into the caller's program). No training-mode
 
 from __future__ import annotations
 
-import functools
-
-import jax
 import jax.numpy as jnp
 
 from unified.hookspecs import Array
 from unified.plugins import hookimpl
+from unified_jax.eager import eager_jit
 
 
-@functools.partial(jax.jit, static_argnames=("axis", "eps"))
+@eager_jit(static_argnames=("axis", "eps"))
 def _fold(
     x: Array,
     mean: Array,
