@@ -20,10 +20,11 @@ Notes on the contract:
   JAX setting (x64 stays disabled; float32 is the library default). Without x64,
   a request for a 64-bit dtype gives its 32-bit counterpart (``int64`` labels
   become ``int32``), without JAX's per-call warning.
-* Optional hooks: ``jit``, ``rnn_layer`` (one ``lax.scan`` per direction,
-  :mod:`unified_jax.recurrent`: a compiled step no longer unrolls the time loop)
-  and ``batch_norm_inference`` (one jitted scale-and-shift, :mod:`unified_jax.norm`).
-  No ``batch_norm``: under ``jax.jit`` XLA fuses BatchNorm's composition.
+* Optional hooks: ``jit`` (with ``donate``: buffer donation), ``rnn_layer`` (one
+  ``lax.scan`` per direction, :mod:`unified_jax.recurrent`: a compiled step no
+  longer unrolls the time loop), ``batch_norm`` (the composition's numbers with a
+  two-reduction custom gradient) and ``batch_norm_inference`` (one jitted
+  scale-and-shift), both in :mod:`unified_jax.norm`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from unified_jax.nn import conv as conv
 from unified_jax.nn import conv_transpose as conv_transpose
 from unified_jax.nn import pool as pool
 from unified_jax.nn import softmax_cross_entropy as softmax_cross_entropy
+from unified_jax.norm import batch_norm as batch_norm
 from unified_jax.norm import batch_norm_inference as batch_norm_inference
 from unified_jax.recurrent import rnn_layer as rnn_layer
 
