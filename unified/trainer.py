@@ -51,6 +51,11 @@ from unified.errors import StructureError
 from unified.nets import Net
 from unified.optim import Optimizer
 
+DONATE_MIN_BYTES = 1 << 20
+"""With ``Trainer(donate=None)``: the least bytes of parameters and optimizer
+state a compiled step donates (JAX spends about 2 us per donated array at each
+call; a step over a MiB of them saves more than that in output buffers)."""
+
 
 class Trainer:
     """Train ``net`` with ``optimizer``; ``step(loss_fn, *batch)`` returns the loss.
@@ -62,6 +67,12 @@ class Trainer:
         world: a :mod:`unified.distributed` world: ``step`` then takes this
             process's share of the batch and trains data-parallel (gradients
             averaged over the global batch before the update; see docs/scaling.md).
+        donate: whether a compiled step on a backend with the capability
+            ``donate`` (JAX) writes the new parameters and optimizer state into
+            the old arrays' memory (see :mod:`unified.donation`): ``None``
+            (default) when they hold at least :data:`DONATE_MIN_BYTES` (donation
+            costs a little per array at each call and pays for large arrays),
+            ``True`` always, ``False`` never. What users see is the same.
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class Trainer:
         optimizer: Optimizer,
         compile: bool = True,
         world: Any = None,
+        donate: bool | None = None,
     ) -> None:
         if not isinstance(net, Net):
             raise TypeError(
@@ -84,6 +96,7 @@ class Trainer:
         self.optimizer = optimizer
         self.compile = compile
         self.world = world
+        self.donate = donate
         # key -> (compiled step, which state parameters its trace wrote, the
         # messages of the traced checks, the dropout-mask requests, the host
         # checks of batch arguments): see unified.checks and unified.modes
@@ -299,7 +312,7 @@ class Trainer:
                 if plan.random
                 else []
             )
-            donating = "donate" in table.capabilities
+            donating = "donate" in table.capabilities and self._donates(entries, states)
             hit = self._compiled[key] = (
                 table.jit(pure, donate=_DONATED) if donating else table.jit(pure),
                 written,
@@ -373,6 +386,14 @@ class Trainer:
             p._data = table.assign(p._data, w)
             st["arrays"] = s
         return loss
+
+    def _donates(self, entries: list[Any], states: list[dict[str, Any]]) -> bool:
+        """Whether a new compiled step donates (the ``donate`` option)."""
+        if self.donate is not None:
+            return bool(self.donate)
+        arrays = [p._data for _, p in entries]
+        arrays += [a for st in states for a in st["arrays"].values()]
+        return sum(int(getattr(a, "nbytes", 0)) for a in arrays) >= DONATE_MIN_BYTES
 
     def _mask_requests(
         self,

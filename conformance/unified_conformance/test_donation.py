@@ -1,7 +1,9 @@
 """A compiled step that reuses its own arrays' memory (capability ``donate``, JAX).
 
 With ``donate``, :class:`~unified.Trainer` gives the parameters' and the optimizer
-state's arrays up to the compiled step, which writes the new values into them.
+state's arrays up to the compiled step, which writes the new values into them
+(by default only for a MiB or more of them; these tests ask for it,
+``Trainer(donate=True)``).
 What users see must not change: an array they still hold stays readable (and on a
 backend with immutable arrays keeps its values), a parameter the optimizer does
 not update keeps its array, and a step that fails, even the first, changes
@@ -50,7 +52,7 @@ def test_held_arrays_stay_readable_and_keep_their_values(backend):
     net = _layer()
     w0, b0 = net.weight.numpy(), net.bias.numpy()
     opt = U.SGD(net.params(), lr=LR, momentum=MOM)
-    trainer = U.Trainer(net, opt)
+    trainer = U.Trainer(net, opt, donate=True)
     x, t = native(backend, X), native(backend, T)
     trainer.step(mse, x, t)
     held_w = net.weight.data()
@@ -72,7 +74,7 @@ def test_parameter_outside_the_optimizer_keeps_its_array(backend):
     never replaced: its array stays valid and unchanged."""
     net = _layer()
     w0, b0 = net.weight.numpy(), net.bias.numpy()
-    trainer = U.Trainer(net, U.SGD([net.weight], lr=LR, momentum=MOM))
+    trainer = U.Trainer(net, U.SGD([net.weight], lr=LR, momentum=MOM), donate=True)
     x, t = native(backend, X), native(backend, T)
     for _ in range(3):
         trainer.step(mse, x, t)
@@ -99,7 +101,7 @@ def test_failed_first_step_changes_nothing(backend, compile, computed):
     net.initialize()
     before = {n: p.numpy() for n, p in net.params().items()}
     opt = U.SGD(net.params(), lr=LR, momentum=MOM)
-    trainer = U.Trainer(net, opt, compile=compile)
+    trainer = U.Trainer(net, opt, compile=compile, donate=True)
 
     def loss_fn(n, x, y):
         if computed:
