@@ -161,11 +161,7 @@ def test_only_donated_arguments_that_share_no_memory_are_written() -> None:
         def fn(a: Any, b: Any) -> Any:
             return np.add(np.multiply(a, 3.0), b)
 
-        def donating(a: Any, b: Any) -> Any:
-            return fn(a, b)
-
-        donating.donate_argnums = (0,)  # type: ignore[attr-defined]
-        plain, given = table.jit(fn), table.jit(donating)
+        plain, given = table.jit(fn), table.jit(fn, donate=(0,))
         a0 = np.arange(4, dtype=np.float32)
         b = np.ones(4, np.float32)
         for _ in range(3):  # not donated: the arguments are never written

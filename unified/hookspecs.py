@@ -215,7 +215,7 @@ def value_and_grad(
 
 
 @hookspec
-def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+def jit(fn: Callable[..., Any], donate: Sequence[int] = ()) -> Callable[..., Any]:
     """Compile a pure function of native arrays (optional: declares capability ``jit``).
 
     An attribute ``fn.donate_argnums`` (a tuple of argument positions, which ``fn``
@@ -225,6 +225,11 @@ def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     :param fn: a function whose arguments and results are (nested lists of) native
         arrays and whose Python control flow does not depend on array values.
+    :param donate: positions of arguments whose arrays the caller gives up: the
+        compiled function may reuse their memory for results of the same shape
+        and dtype, and the caller never reads them again. Passed only to a
+        backend that declares the capability ``donate``, whose compiled callable
+        also has ``trace(*args)``: trace for these arguments without running.
     :returns: a callable with the same signature, compiled once per input structure
         and shapes, and reused.
     """

@@ -27,14 +27,14 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from unified import backend as _backend
-from unified import checks, nets
+from unified import checks, donation, nets
 from unified import data as _data
 from unified import fit as _fit
 from unified import modes as _modes
@@ -51,6 +51,11 @@ from unified.errors import StructureError
 from unified.nets import Net
 from unified.optim import Optimizer
 
+DONATE_MIN_BYTES = 1 << 20
+"""With ``Trainer(donate=None)``: the least bytes of parameters and optimizer
+state a compiled step donates (JAX spends about 2 us per donated array at each
+call; a step over a MiB of them saves more than that in output buffers)."""
+
 
 class Trainer:
     """Train ``net`` with ``optimizer``; ``step(loss_fn, *batch)`` returns the loss.
@@ -62,6 +67,14 @@ class Trainer:
         world: a :mod:`unified.distributed` world: ``step`` then takes this
             process's share of the batch and trains data-parallel (gradients
             averaged over the global batch before the update; see docs/scaling.md).
+        donate: whether a compiled step on a backend with the capability
+            ``donate`` (JAX, NumPy) writes the new parameters and optimizer state
+            into the old arrays' memory (see :mod:`unified.donation`): ``None``
+            (default) always on a backend that updates in place anyway
+            (capability ``inplace``: NumPy), elsewhere when they hold at least
+            :data:`DONATE_MIN_BYTES` (JAX spends a little per donated array at
+            each call; it pays for large arrays); ``True`` always, ``False``
+            never. What users see is the same.
     """
 
     def __init__(
@@ -70,6 +83,7 @@ class Trainer:
         optimizer: Optimizer,
         compile: bool = True,
         world: Any = None,
+        donate: bool | None = None,
     ) -> None:
         if not isinstance(net, Net):
             raise TypeError(
@@ -84,6 +98,7 @@ class Trainer:
         self.optimizer = optimizer
         self.compile = compile
         self.world = world
+        self.donate = donate
         # key -> (compiled step, which state parameters its trace wrote, the
         # messages of the traced checks, the dropout-mask requests, the host
         # checks of batch arguments): see unified.checks and unified.modes
@@ -291,6 +306,7 @@ class Trainer:
         if plan.random:  # the masks' shapes follow the batch's
             key += (tuple(tuple(getattr(b, "shape", ())) for b in batch),)
         hit = self._compiled.get(key)
+        fresh = hit is None
         if hit is None:
             names = tuple(tuple(c) for c in host)
             written: list[bool] = []
@@ -316,31 +332,54 @@ class Trainer:
                 if plan.random
                 else []
             )
+            donating = "donate" in table.capabilities and self._donates(
+                table, entries, states
+            )
             hit = self._compiled[key] = (
-                table.jit(pure),
+                table.jit(pure, donate=_DONATED) if donating else table.jit(pure),
                 written,
                 messages,
                 requests,
                 host_checks,
+                pure if donating else None,
             )
-        fn, written, messages, requests, host_checks = hit
-        # A backend updating in place (NumPy: its compiled step writes into the
-        # parameters and the optimizer state) checks labels before the step.
-        early = "inplace" in table.capabilities and bool(host_checks)
-        if early:
-            for index, high, message_of in host_checks:
-                checks.check_host(table.to_numpy(batch[index]), high, message_of)
+        fn, written, messages, requests, host_checks, donor = hit
+        # The updated parameters (the optimizer's entries) come first: with
+        # donation their arrays, and the optimizer state's, become the new ones.
+        stepped = [p._data for _, p in entries]
+        position = {id(p): i for i, (_, p) in enumerate(entries)}
+        rest = [p._data for p in plan.train if id(p) not in position]
+        state_arrays = [st["arrays"] for st in states]
+        args = (
+            stepped,
+            rest,
+            [p._data for p in plan.others],
+            state_arrays,
+            device_coeffs,
+            list(batch),
+            _modes.draw_masks(requests, table),
+        )
+        checked = False  # the host checks of batch arguments
         previous = _backend._active
         _backend.activate(table)
         try:
-            loss, grads, new_ws, new_states, held, counts = fn(
-                [p._data for p in plan.train],
-                [p._data for p in plan.others],
-                [st["arrays"] for st in states],
-                device_coeffs,
-                list(batch),
-                _modes.draw_masks(requests, table),
-            )
+            if donor is not None:
+                if fresh:  # trace without running: what will the step check?
+                    fn.trace(*args)
+                    if messages:  # a traced check may fail after the call: the
+                        # old arrays must survive it, so this step never donates
+                        hit = (table.jit(donor), *hit[1:5], None)
+                        self._compiled[key] = hit
+                        fn = hit[0]
+                if hit[5] is not None:
+                    # Labels first: a donating step cannot be undone.
+                    for index, high, message_of in host_checks:
+                        checks.check_host(
+                            table.to_numpy(batch[index]), high, message_of
+                        )
+                    checked = True
+                    _unshare(table, stepped, state_arrays)
+            new_ws, new_states, loss, grads, held, counts = fn(*args)
         except Exception:
             # A backend whose kernels check indices (NumPy) fails inside the step
             # on a bad label: report the label check's error instead, if it fails.
@@ -352,7 +391,7 @@ class Trainer:
                 _backend.activate(previous)
         # Nothing has been written back yet. Labels passed straight in are checked
         # on the host (no wait for the step); other checks are outputs of the step.
-        if not early:
+        if not checked:
             for index, high, message_of in host_checks:
                 checks.check_host(table.to_numpy(batch[index]), high, message_of)
         for count, message in zip(counts, messages, strict=True):
@@ -369,6 +408,18 @@ class Trainer:
             p._data = table.assign(p._data, w)
             st["arrays"] = s
         return loss
+
+    def _donates(
+        self, table: Any, entries: list[Any], states: list[dict[str, Any]]
+    ) -> bool:
+        """Whether a new compiled step donates (the ``donate`` option)."""
+        if self.donate is not None:
+            return bool(self.donate)
+        if "inplace" in table.capabilities:  # free: the update writes in place
+            return True
+        arrays = [p._data for _, p in entries]
+        arrays += [a for st in states for a in st["arrays"].values()]
+        return sum(int(getattr(a, "nbytes", 0)) for a in arrays) >= DONATE_MIN_BYTES
 
     def _mask_requests(
         self,
@@ -388,9 +439,12 @@ class Trainer:
         previous = _backend._active
         _backend.activate(plan.table)
         try:
+            entries = [p for _, p in self.optimizer.entries()]
+            stepping = {id(p) for p in entries}
             with _modes.feeding_masks(_modes.MaskFeed(None)) as feed:
                 pure(
-                    [p._data for p in plan.train],
+                    [p._data for p in entries],
+                    [p._data for p in plan.train if id(p) not in stepping],
                     [p._data for p in plan.others],
                     [st["arrays"] for st in states],
                     coeffs,
@@ -449,31 +503,35 @@ def _pure_step(
     messages: list[str],
     host_checks: list[Any],
 ) -> Callable[..., Any]:
-    """Build the pure function the backend compiles: loss, grads, new values,
-    optimizer state, the new values of the state parameters ``held`` (which
+    """Build the pure function the backend compiles: new values, optimizer state,
+    loss, grads, the new values of the state parameters ``held`` (which
     ``written`` flags, fixed when the function is traced, say were written), and
     the counts of failed data checks (whose ``messages`` are filled when traced)."""
-    position = {id(p): i for i, p in enumerate(train)}
     count = len(train)
-    # The arguments a compiled step may write into (``donate_argnums``, see the
-    # ``jit`` hook): the optimizer state, which the caller replaces by the new
-    # state, and the trained parameters when the update writes every one back.
-    # Not when traced checks are read after the call: a failed step changes nothing.
-    updated = {position[id(p)] for _, p in entries if id(p) in position}
-    donate = (0, 2) if updated == set(range(count)) else (2,)
+    # train[i] is stepped[j] (slot (0, j)) if the optimizer updates it (its j-th
+    # entry), else rest[j] (slot (1, j)): the order _compiled_step passes them in
+    index = {id(p): i for i, (_, p) in enumerate(entries)}
+    sources: list[tuple[int, int]] = []
+    for p in train:
+        rank = sum(1 for k, _ in sources if k == 1)
+        sources.append((0, index[id(p)]) if id(p) in index else (1, rank))
+    position = {id(p): i for i, p in enumerate(train)}
     # The update must not write into its inputs: the step may run eagerly (the
     # discovery run of the dropout masks, a backend jit that falls back) and a
     # failed or repeated step must change nothing.
     rules_table = _Functional(table) if "inplace" in table.capabilities else table
 
     def step(
-        train_arrays: list[Any],
+        stepped: list[Any],
+        rest: list[Any],
         other_arrays: list[Any],
         state_arrays: list[Any],
         coeffs: Any,
         batch: list[Any],
         masks: list[Any] | None = None,
     ) -> Any:
+        parts = (stepped, rest)
+        train_arrays = [parts[k][j] for k, j in sources]
         saved = [p._data for p in others]
         for p, a in zip(others, other_arrays):
             p._data = a
@@ -488,21 +546,61 @@ def _pure_step(
                 finally:  # also when a kernel fails: the host checks explain it
                     messages[:] = [message for _, message in found]
                     host_checks[:] = found.host
-                    step.donate_argnums = () if found else donate  # type: ignore[attr-defined]
         finally:
             for p, a in zip(others, saved):
                 p._data = a
         grads, new_held = grads[:count], grads[count:]
         new_ws, new_states = [], []
         for row, ((_, p), s, static) in enumerate(zip(entries, state_arrays, statics)):
-            c = {k: coeffs[row, j] for j, k in enumerate(names[row])}
+            c = _Row(coeffs, row, names[row])
             i = position[id(p)]
             w, s = opt.rule(rules_table, train_arrays[i], grads[i], s, c, static)
             new_ws.append(w)
             new_states.append(s)
-        return value, grads, new_ws, new_states, new_held, [n for n, _ in found]
+        # The new values first: a backend that donates the arrays of the first and
+        # fourth arguments pairs them with the first outputs of their shapes.
+        return new_ws, new_states, value, grads, new_held, [n for n, _ in found]
 
     return step
+
+
+_DONATED = (0, 3)
+"""The arguments of the compiled step a ``donate`` backend may reuse: the arrays
+of the parameters the optimizer updates, and the optimizer's state."""
+
+
+def _unshare(table: Any, stepped: list[Any], states: list[dict[str, Any]]) -> None:
+    """Replace, in the call's lists, every array someone else also holds by a copy
+    (see :mod:`unified.donation`): only the step's own arrays are given up."""
+    for i in donation.shared_entries(stepped):
+        stepped[i] = table.multiply(stepped[i], 1.0)
+    flat = [(i, k) for i, arrays in enumerate(states) for k in arrays]
+    values = [states[i][k] for i, k in flat]
+    for j in donation.shared_entries(values):
+        i, k = flat[j]
+        states[i] = {**states[i], k: table.multiply(values[j], 1.0)}
+
+
+class _Row(Mapping[str, Any]):
+    """The coefficients of one entry, read from the step's coefficient array when
+    the rule asks for them: a coefficient the update does not use (a zero weight
+    decay, a dampening without momentum) adds nothing to the compiled step."""
+
+    def __init__(self, coeffs: Any, row: int, names: tuple[str, ...]) -> None:
+        self._coeffs, self._row, self._names = coeffs, row, names
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._read.get(key)
+        if value is None:
+            value = self._read[key] = self._coeffs[self._row, self._names.index(key)]
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class _Functional:

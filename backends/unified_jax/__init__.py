@@ -20,10 +20,11 @@ Notes on the contract:
   JAX setting (x64 stays disabled; float32 is the library default). Without x64,
   a request for a 64-bit dtype gives its 32-bit counterpart (``int64`` labels
   become ``int32``), without JAX's per-call warning.
-* Optional hooks: ``jit``, ``rnn_layer`` (one ``lax.scan`` per direction,
-  :mod:`unified_jax.recurrent`: a compiled step no longer unrolls the time loop)
-  and ``batch_norm_inference`` (one jitted scale-and-shift, :mod:`unified_jax.norm`).
-  No ``batch_norm``: under ``jax.jit`` XLA fuses BatchNorm's composition.
+* Optional hooks: ``jit`` (with ``donate``: buffer donation), ``rnn_layer`` (one
+  ``lax.scan`` per direction, :mod:`unified_jax.recurrent`: a compiled step no
+  longer unrolls the time loop), ``batch_norm`` (the composition's numbers with a
+  two-reduction custom gradient) and ``batch_norm_inference`` (one jitted
+  scale-and-shift), both in :mod:`unified_jax.norm`.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ from unified_jax import shape_ops as _shape_ops
 from unified_jax.devices import device_of as device_of
 from unified_jax.devices import devices as devices
 from unified_jax.devices import to_device as to_device
+from unified_jax.eager import eager_jit
 from unified_jax.nn import conv as conv
 from unified_jax.nn import conv_transpose as conv_transpose
 from unified_jax.nn import pool as pool
 from unified_jax.nn import softmax_cross_entropy as softmax_cross_entropy
+from unified_jax.norm import batch_norm as batch_norm
 from unified_jax.norm import batch_norm_inference as batch_norm_inference
 from unified_jax.recurrent import rnn_layer as rnn_layer
 
@@ -69,7 +72,7 @@ def backend_info() -> BackendInfo:
         name="jax",
         framework="jax",
         version=jax.__version__,
-        capabilities=frozenset({"jit"}),
+        capabilities=frozenset({"jit", "donate"}),
     )
 
 
@@ -81,7 +84,12 @@ def is_array(x: Any) -> bool:
 
 @hookimpl
 def asarray(x: Any, dtype: str) -> Array:
-    return jnp.asarray(x, dtype=_dtype(dtype))
+    target = _dtype(dtype)
+    if isinstance(x, np.ndarray) and x.dtype != target:
+        # Cast on the host (int64 labels to int32): one transfer, where a device
+        # cast would compile a convert kernel per shape on first use.
+        x = x.astype(target)
+    return jnp.asarray(x, dtype=target)
 
 
 @hookimpl
@@ -112,8 +120,11 @@ def assign(target: Array, value: Array) -> Array:
 
 @hookimpl
 def axpby(a: Any, x: Array, b: Any, y: Array) -> Array:
-    # Immutable arrays: a new array; inside a compiled step XLA fuses it.
-    return a * x + b * y
+    # Immutable arrays: a new array; inside a compiled step XLA fuses it. A factor
+    # 1.0 (a Python float: the SGD update's, momentum's) is left out of the trace.
+    ax = x if type(a) is float and a == 1.0 else a * x
+    by = y if type(b) is float and b == 1.0 else b * y
+    return ax + by
 
 
 # ----------------------------------------------------------------------------------
@@ -131,9 +142,11 @@ def value_and_grad(
 
 
 @hookimpl
-def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+def jit(fn: Callable[..., Any], donate: Sequence[int] = ()) -> Callable[..., Any]:
     # jax.jit caches one executable per input pytree structure, shapes and dtypes.
-    return jax.jit(fn)
+    # Donated arguments' buffers are reused for outputs of the same shape and dtype
+    # (capability "donate"); the jitted function's .trace(*args) traces only.
+    return jax.jit(fn, donate_argnums=tuple(donate))
 
 
 # ----------------------------------------------------------------------------------
@@ -227,11 +240,11 @@ def _abs_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Arra
 
 # Functions with a custom JVP, and jax.nn's Python-level wrappers, cost ~30-120 us
 # per eager call; behind jax.jit they dispatch in a few microseconds. Inside an outer
-# jit or value_and_grad they are inlined, and their gradient rules are kept.
-_abs = jax.jit(_abs_0)
-_relu = jax.jit(jax.nn.relu)
-_softmax = jax.jit(jax.nn.softmax, static_argnames="axis")
-_log_softmax = jax.jit(jax.nn.log_softmax, static_argnames="axis")
+# jit or value_and_grad eager_jit calls them directly (inlined, gradient rules kept).
+_abs = eager_jit(_abs_0)
+_relu = eager_jit(jax.nn.relu)
+_softmax = eager_jit(jax.nn.softmax, static_argnames="axis")
+_log_softmax = eager_jit(jax.nn.log_softmax, static_argnames="axis")
 
 
 @hookimpl
@@ -280,7 +293,7 @@ def matmul(a: Array, b: Array) -> Array:
     return jnp.matmul(a, b, precision=_PRECISION)
 
 
-@jax.jit
+@eager_jit
 def _linear(x: Array, weight: Array, bias: Array | None) -> Array:
     # One dot_general contracting x's last axis with the weight's in-axis (XLA folds
     # the transpose), then the bias add, fused: one dispatch when called eagerly.

@@ -20,8 +20,6 @@ Everything depends only on static shapes, so the hooks run eagerly, under
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -34,6 +32,7 @@ from unified.windows import (
     pool_output_size,
     pool_right_padding,
 )
+from unified_jax.eager import eager_jit
 
 Ints = tuple[int, ...]
 _PRECISION = lax.Precision.HIGHEST
@@ -56,7 +55,7 @@ def _add_bias(y: Array, bias: Array | None) -> Array:
     return y + jnp.reshape(bias, (-1,) + (1,) * (y.ndim - 2))
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+@eager_jit(static_argnums=(3, 4, 5, 6))
 def _conv(
     x: Array,
     weight: Array,
@@ -94,7 +93,7 @@ def conv(
     )
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7))
+@eager_jit(static_argnums=(3, 4, 5, 6, 7))
 def _conv_transpose(
     x: Array,
     weight: Array,
@@ -152,7 +151,7 @@ def conv_transpose(
     )
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+@eager_jit(static_argnums=(1, 2, 3, 4, 5, 6))
 def _pool(
     x: Array,
     mode: str,
@@ -215,7 +214,7 @@ def _cross_entropy(logits: Array, labels: Array, reduction: str) -> Array:
     return -picked
 
 
-_cross_entropy_jit = jax.jit(_cross_entropy, static_argnames="reduction")
+_cross_entropy_jit = eager_jit(_cross_entropy, static_argnames="reduction")
 
 
 @hookimpl

@@ -11,7 +11,6 @@ longer grows with the sequence length; ``jax.grad`` differentiates the scan.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 
 import jax
@@ -20,6 +19,7 @@ from jax import lax
 
 from unified.hookspecs import Array
 from unified.plugins import hookimpl
+from unified_jax.eager import eager_jit
 
 _HI = lax.Precision.HIGHEST
 State = tuple[Array, ...]
@@ -61,7 +61,7 @@ _CELLS: dict[str, Callable[..., State]] = {
 }
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "reverse"))
+@eager_jit(static_argnames=("mode", "reverse"))
 def _direction(
     mode: str, reverse: bool, x: Array, state: State, weights: Sequence[Array]
 ) -> tuple[Array, State]:

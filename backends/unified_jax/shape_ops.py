@@ -22,6 +22,7 @@ import numpy as np
 
 from unified.hookspecs import Array
 from unified.plugins import hookimpl
+from unified_jax.eager import eager_jit
 
 
 @hookimpl
@@ -57,7 +58,7 @@ def _clip(x: Array, lo: float | None, hi: float | None) -> Array:
     return jnp.where(inside, x, clipped)
 
 
-_clip_jit = jax.jit(_clip, static_argnames=("lo", "hi"))
+_clip_jit = eager_jit(_clip, static_argnames=("lo", "hi"))
 
 
 @hookimpl

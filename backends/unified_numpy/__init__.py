@@ -11,7 +11,9 @@ Capabilities: ``inplace`` (``assign``/``axpby`` write into their target) and ``j
 run once on tracers per input signature, recording every NumPy kernel (forward,
 the tape's backward, the update) into one generated straight-line function that
 later calls replay with no Net, tape or optimizer machinery, bitwise equal to the
-eager step. What cannot be traced runs eagerly (logged at DEBUG).
+eager step. What cannot be traced runs eagerly (logged at DEBUG). And ``donate``:
+``jit(fn, donate)`` writes the results into the donated arguments' arrays (the
+``Trainer``'s step updates parameters and optimizer state in place).
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def backend_info() -> BackendInfo:
         name="numpy",
         framework="numpy",
         version=np.__version__,
-        capabilities=frozenset({"inplace", "jit"}),
+        capabilities=frozenset({"donate", "inplace", "jit"}),
     )
 
 
@@ -198,10 +200,11 @@ def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray) -> np.ndarray:
 
 
 @hookimpl
-def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+def jit(fn: Callable[..., Any], donate: Sequence[int] = ()) -> Callable[..., Any]:
     """Trace ``fn`` once per input signature and replay the recorded NumPy kernels
-    (see :mod:`unified_numpy.replay`; an untraceable ``fn`` runs eagerly)."""
-    return _replay.jit(fn)
+    (see :mod:`unified_numpy.replay`; an untraceable ``fn`` runs eagerly); the
+    program writes its results into the arrays of the ``donate`` arguments."""
+    return _replay.jit(fn, donate)
 
 
 @hookimpl

@@ -7,19 +7,19 @@ stand-ins the first time it sees one (:mod:`unified_numpy.trace`), plans the
 program's memory (:mod:`unified_numpy.plan`) and replays it on later calls. A
 function that cannot be traced runs eagerly for that signature.
 
-Donation. A function may carry ``donate_argnums`` (read once it has been traced,
-so it may set it while traced): the positions of the arguments whose arrays the
-caller gives up, as in ``jax.jit``. The program may then write its results into
-those arrays once it no longer needs their values (``Trainer``'s step donates the
-parameters and the optimizer state, so the update happens in place, as the eager
-NumPy optimizers do). The trace itself writes into nothing, and a call whose
-donated arrays share memory with another argument runs the program that writes
-into no argument.
+Donation. ``jit(fn, donate)`` takes the positions of the arguments whose arrays the
+caller gives up, as ``jax.jit``'s ``donate_argnums`` (the capability ``donate``).
+The program may then write its results into those arrays once it no longer needs
+their values (``Trainer``'s step donates the parameters and the optimizer state,
+so the update happens in place, as the eager NumPy optimizers do). The trace itself
+writes into nothing (:meth:`Compiled.trace` traces without replaying), and a call
+whose donated arrays share memory with another argument runs the program that
+writes into no argument.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -152,9 +152,23 @@ def _exclusive(leaves: list[Any], donated: tuple[int, ...]) -> bool:
 class Compiled:
     """What :func:`jit` returns: one traced program per input signature."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], donate: Sequence[int] = ()) -> None:
         self.fn = fn
+        self.donate = tuple(donate)
         self.programs: dict[tuple[Any, ...], _Program | None] = {}
+
+    def trace(self, *args: Any) -> None:
+        """Trace (and plan) the program for ``args`` now, if it is not yet; write
+        into none of them. The next call with their signature replays it."""
+        leaves: list[Any] = []
+        sig: list[Any] = []
+        try:
+            _flatten(args, leaves, sig)
+        except TraceError:
+            return  # such a call runs eagerly
+        key = tuple(sig)
+        if key not in self.programs:
+            self._trace(key, args, leaves)
 
     def __call__(self, *args: Any) -> Any:
         if _trace._active is not None:  # inside another trace: inline
@@ -183,8 +197,7 @@ class Compiled:
         _trace._active = rec
         try:
             result = _fresh(self.fn(*_rebuild(args, iter(inputs))), rec)
-            # Read once traced: the function may decide while it runs.
-            donated = _donated(args, getattr(self.fn, "donate_argnums", ()), leaves)
+            donated = _donated(args, self.donate, leaves)
             program = _Program(rec, inputs, result, donated)
         except Exception as why:  # noqa: BLE001 - any failure: run the step eagerly
             _trace._active = None
@@ -222,7 +235,7 @@ def _donated(
     return tuple(positions)
 
 
-def jit(fn: Callable[..., Any]) -> Compiled:
-    """Return ``fn`` traced once per input signature and replayed (see the module
-    docstring)."""
-    return Compiled(fn)
+def jit(fn: Callable[..., Any], donate: Sequence[int] = ()) -> Compiled:
+    """Return ``fn`` traced once per input signature and replayed, writing into the
+    arrays of the arguments at positions ``donate`` (see the module docstring)."""
+    return Compiled(fn, donate)

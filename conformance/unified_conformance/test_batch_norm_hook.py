@@ -65,8 +65,14 @@ def test_batch_norm_hook_matches_oracle(backend: Any, case: str, affine: bool) -
     )
     want_y, want_mean, want_var = _oracle(x, gamma, beta, axis)
     # One value per channel: x - mean is 0 up to rounding, which the kernels' fused
-    # affine form multiplies by 1/sqrt(eps) ~ 316 (the layer composes this case).
-    atol = 1e-4 if case == "one-value-per-channel" else 1e-6
+    # affine form (x * s - mean * s, s = 1/sqrt(eps) ~ 316) leaves as a few float32
+    # ulps of |x| * s (the layer composes this case). The bound follows the data:
+    # x depends on which tests drew from RNG before (the backends with the hook).
+    atol = (
+        4 * float(np.abs(x).max()) / np.sqrt(EPS) * float(np.finfo(np.float32).eps)
+        if case == "one-value-per-channel"
+        else 1e-6
+    )
     assert_close(
         host(backend, y), want_y, f"{case} batch_norm output", rtol=1e-4, atol=atol
     )
