@@ -199,7 +199,7 @@ def backend_info() -> BackendInfo:
         name="mxnet",
         framework="mxnet",
         version=mx.__version__,
-        capabilities=frozenset({"inplace"}),
+        capabilities=frozenset({"inplace", "jit"}),
     )
 
 
@@ -235,6 +235,10 @@ _DLPACK_DTYPES = frozenset(
 
 @hookimpl
 def to_numpy(x: Array) -> Any:
+    if _jit.active.recorder is not None:  # a host value would be baked in
+        raise _jit.Refused("to_numpy of a traced array")
+    if isinstance(x, numpy.ndarray):  # host data (a batch the Trainer kept)
+        return x
     prev = _np_on()
     try:
         return x.asnumpy()
@@ -304,9 +308,11 @@ def axpby(a: float, x: Array, b: float, y: Array) -> Array:
 # module, so they must be its attributes. Imported last: they use the helpers above.
 from unified_mxnet import autodiff as _autodiff  # noqa: E402
 from unified_mxnet import devices as _devices  # noqa: E402
+from unified_mxnet import jit as _jit  # noqa: E402
 from unified_mxnet import math_ops as _math_ops  # noqa: E402
 
 value_and_grad = _autodiff.value_and_grad
+jit = _jit.jit
 devices = _devices.devices
 to_device = _devices.to_device
 device_of = _devices.device_of

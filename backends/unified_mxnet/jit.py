@@ -1,0 +1,401 @@
+"""The MXNet backend's ``jit``: trace a pure function once into ``CachedOp`` graphs.
+
+:func:`jit` wraps a pure function of (nested lists, tuples and dicts of) NDArrays.
+The first call for an input *signature* (the nesting, every array's shape, dtype
+and context, the values of the non-array leaves) runs the function once with
+recording on: each input is a marked autograd variable, so every operator it
+reaches is recorded, and ``mx.autograd.get_symbol`` later returns the graph of
+each result. A ``value_and_grad`` call inside it (at most one) is traced apart
+(:class:`Recorder`): its forward graph is kept, its backward runs for real, and its
+value and gradients enter the rest of the trace as new variables. The trace's
+results are those of the eager run. The graphs become at most three
+``mx.nd.CachedOp``: a prelude computing the arrays differentiated (when they are
+not plain inputs), the forward (run under ``autograd.record``, then ``backward``,
+as a hybridized Gluon block), and the rest of the function (for the ``Trainer``:
+the whole optimizer update over every parameter, one call). Each operator node
+keeps the attributes of the eager call, and a ``CachedOp`` runs the same kernels
+and the same gradient pass as imperative autograd, so the numbers are bitwise the
+eager ones (proven by the conformance suite's compiled trajectories).
+
+What the trace cannot express makes it refuse: an array no input reaches (a
+constant made inside the function, which the graph would see as an unbound
+variable), a host conversion of a traced array (``float(x)``, ``to_numpy``), a
+second ``value_and_grad``. A refused trace does not raise: the function runs
+eagerly instead, the signature is remembered as eager, and the reason is logged at
+DEBUG level on the ``unified_mxnet`` logger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import mxnet as mx
+import numpy
+
+import unified_mxnet
+from unified import hookimpl
+from unified_mxnet import (
+    _as_scalar,
+    _MXNetError,
+    _nd,
+    _NDArray,
+    _np_on,
+    _np_restore,
+    _to_0d,
+)
+
+log = logging.getLogger("unified_mxnet")
+_autograd = mx.autograd
+
+
+class Refused(Exception):
+    """Raised inside a trace for what the graphs cannot replay."""
+
+
+class _Active(threading.local):
+    recorder: Recorder | None = None
+
+
+active = _Active()
+
+
+def _mark(arrays: list[Any], req: str) -> tuple[list[Any], list[str]]:
+    """Detached handles of ``arrays`` marked as variables; their symbol names."""
+    leaves = [a.detach() for a in arrays]
+    grads = [
+        _nd.empty(leaf.shape, ctx=leaf.context, dtype=leaf.dtype) for leaf in leaves
+    ]
+    if leaves:
+        _autograd.mark_variables(leaves, grads, req)
+    return leaves, [_autograd.get_symbol(leaf).name for leaf in leaves]
+
+
+class Recorder:
+    """One trace: the names of its variables and its ``value_and_grad`` call."""
+
+    def __init__(self, inputs: list[str]) -> None:
+        self.known: set[str] = set(inputs)  # bound at replay, outside the forward
+        self.leaves: set[str] = set()  # the differentiated variables
+        self.vg: dict[str, Any] | None = None
+
+    def symbol(self, x: Any, forward: bool = False) -> Any:
+        """The recorded graph of ``x``; refuse if it reads an unbound variable."""
+        if not isinstance(x, _NDArray):
+            raise Refused(f"a result of type {type(x).__name__}")
+        try:
+            sym = _autograd.get_symbol(x)
+            if _orphans(sym):
+                # ``get_symbol`` of a view made by ``_to_0d`` (a C-API reshape)
+                # loses the reshape's input; the graph of a recorded copy keeps it.
+                sym = _autograd.get_symbol(_nd.identity(x))
+            # A copy: a backward (retain_graph=False) frees the recorded history,
+            # cutting the inputs of the nodes this symbol shares with it.
+            sym = mx.sym.load_json(sym.tojson())
+        except _MXNetError as exc:
+            raise Refused("an array computed from no input") from exc
+        bound = self.known | self.leaves if forward else self.known
+        unbound = [n for n in sym.list_inputs() if n not in bound]
+        if unbound:
+            raise Refused(f"an array made inside the function ({unbound[0]})")
+        return sym
+
+    def value_and_grad(
+        self, fn: Callable[[list[Any]], Any], arrays: list[Any]
+    ) -> tuple[Any, list[Any]]:
+        if self.vg is not None:
+            raise Refused("more than one value_and_grad")
+        args = [self.symbol(a) for a in arrays]
+        leaves, names = _mark(list(arrays), "write")
+        grads = [leaf.grad for leaf in leaves]
+        self.leaves.update(names)
+        with _autograd.record():
+            out = fn(leaves)
+            if out.size != 1:
+                raise ValueError(
+                    f"value_and_grad needs fn to return a scalar, got shape {out.shape}"
+                )
+            forward = self.symbol(out, forward=True)
+        try:
+            out.backward()
+        except _MXNetError as exc:
+            if "not in a computational graph" not in str(exc):
+                raise
+            raise Refused("a constant value") from exc
+        unreached = [not leaf._fresh_grad for leaf in leaves]
+        for leaf, g, no in zip(leaves, grads, unreached, strict=True):
+            if no:
+                _nd.zeros_like(leaf, out=g)
+        with _autograd.pause():  # a reshape of an unrecorded array has no input
+            value = out.detach()
+            value = _to_0d(value) if value.ndim != 0 else value
+        (value,), value_names = _mark([value], "null")
+        grad_leaves, grad_names = _mark(grads, "null")
+        self.known.update(value_names + grad_names)
+        self.vg = {
+            "args": args,
+            "names": names,
+            "forward": forward,
+            "unreached": unreached,
+            "value": value_names[0],
+            "grads": grad_names,
+        }
+        return _as_scalar(value), grad_leaves
+
+
+# ----------------------------------------------------------------------------------
+# Nested arguments and results
+# ----------------------------------------------------------------------------------
+
+
+def _flatten(tree: Any, leaves: list[Any]) -> Any:
+    """The structure of ``tree`` (arrays replaced by their index in ``leaves``).
+
+    NumPy arrays (the ``Trainer``'s private host copies of a batch) are leaves too:
+    :func:`_transfer` makes them NDArrays.
+    """
+    if isinstance(tree, _NDArray | numpy.ndarray):
+        leaves.append(tree)
+        return (len(leaves) - 1,)
+    if type(tree) is list or type(tree) is tuple:
+        return (type(tree), tuple(_flatten(t, leaves) for t in tree))
+    if type(tree) is dict:
+        return (dict, tuple((k, _flatten(v, leaves)) for k, v in tree.items()))
+    if tree is None or type(tree) in (int, float, bool, str):
+        return ("leaf", tree)
+    raise Refused(f"an argument of type {type(tree).__name__}")
+
+
+_CPU = mx.cpu(0)
+
+
+def _transfer(leaves: list[Any]) -> None:
+    """Replace host arrays in ``leaves`` by NDArrays of their dtype, on the context
+    of the first NDArray (the device the step runs on)."""
+    ctx = next((x.context for x in leaves if isinstance(x, _NDArray)), None)
+    for i, x in enumerate(leaves):
+        if isinstance(x, numpy.ndarray):
+            if ctx is None or ctx == _CPU:
+                leaves[i] = unified_mxnet.asarray(x, x.dtype.name)
+            else:
+                leaves[i] = _nd.array(x, ctx=ctx, dtype=x.dtype)
+
+
+def _unflatten(spec: Any, leaves: list[Any]) -> Any:
+    if len(spec) == 1:
+        return leaves[spec[0]]
+    kind, body = spec
+    if kind == "leaf":
+        return body
+    if kind is dict:
+        return {k: _unflatten(v, leaves) for k, v in body}
+    return kind(_unflatten(t, leaves) for t in body)
+
+
+# ----------------------------------------------------------------------------------
+# The program: at most three CachedOps
+# ----------------------------------------------------------------------------------
+
+
+def _bare(sym: Any) -> str | None:
+    """The variable's name when ``sym`` is one unchanged variable, else ``None``."""
+    inputs = sym.list_inputs()
+    if len(inputs) == 1 and sym.list_outputs() == [inputs[0]]:
+        return str(inputs[0])
+    return None
+
+
+def _orphans(sym: Any) -> bool:
+    """Whether an operator node of ``sym`` has no inputs."""
+    return any(
+        node["op"] != "null" and not node["inputs"]
+        for node in json.loads(sym.tojson())["nodes"]
+    )
+
+
+def _without_mkldnn_0d(sym: Any) -> Any:
+    """``sym`` with each reshape to 0-d (``_to_0d``, recorded as ``Reshape``) made a
+    NumPy ``_np_reshape``: in a graph, MXNet runs ``Reshape`` through oneDNN, which
+    rejects a 0-d result ("MKLDNN doesn't support 0 dimensions"). Both copy."""
+    graph = json.loads(sym.tojson())
+    changed = False
+    for node in graph["nodes"]:
+        if node["op"] != "null" and not node["inputs"]:
+            # e.g. ``_to_0d`` (a C-API reshape) of an array no input reaches
+            raise Refused(f"an operator without inputs ({node['op']})")
+        if node["op"] == "Reshape" and node.get("attrs", {}).get("shape") in _NO_DIMS:
+            node["op"], node["attrs"] = "_np_reshape", {"newshape": "()"}
+            changed = True
+    return mx.sym.load_json(json.dumps(graph)) if changed else sym
+
+
+_NO_DIMS = ("[]", "()")
+
+
+class _Graph:
+    """One ``CachedOp`` over named variables, computing some outputs."""
+
+    def __init__(self, syms: list[Any]) -> None:
+        group = mx.sym.Group(syms) if len(syms) > 1 else syms[0]
+        group = _without_mkldnn_0d(group)
+        self.inputs = [str(n) for n in group.list_inputs()]
+        self.op = _nd.CachedOp(group)
+        self.count = len(syms)
+
+    def __call__(self, env: dict[str, Any]) -> list[Any]:
+        out = self.op(*[env[n] for n in self.inputs])
+        return list(out) if isinstance(out, list | tuple) else [out]
+
+
+class _Program:
+    """The replay of one trace (see the module docstring)."""
+
+    def __init__(self, rec: Recorder, inputs: list[str], outs: list[Any], spec: Any):
+        self.inputs = inputs
+        self.spec = spec
+        # Where each result comes from: ("env", name) or (graph, position).
+        self.where: list[tuple[Any, Any]] = []
+        forward_extra: list[Any] = []
+        final: list[Any] = []
+        for x in outs:
+            if rec.vg is not None and _reads(rec, x):
+                sym = rec.symbol(x, forward=True)
+                name = _bare(sym)
+                if name is not None and name in rec.leaves:
+                    raise Refused("an input of value_and_grad returned as is")
+                forward_extra.append(sym)
+                self.where.append(("forward", len(forward_extra)))
+                continue
+            sym = rec.symbol(x)
+            name = _bare(sym)
+            if name is not None:
+                self.where.append(("env", name))
+            else:
+                final.append(sym)
+                self.where.append(("final", len(final) - 1))
+        self.vg = rec.vg
+        self.prelude: _Graph | None = None
+        self.forward: _Graph | None = None
+        if self.vg is not None:
+            args = self.vg["args"]
+            self.arg_names = [_bare(a) for a in args]
+            computed = [a for a, n in zip(args, self.arg_names) if n is None]
+            self.prelude = _Graph(computed) if computed else None
+            self.forward = _Graph([self.vg["forward"], *forward_extra])
+        self.final = _Graph(final) if final else None
+
+    def __call__(self, leaves: list[Any]) -> Any:
+        env = dict(zip(self.inputs, leaves, strict=True))
+        results: dict[str, list[Any]] = {}
+        vg = self.vg
+        if vg is not None and self.forward is not None:
+            computed = iter(self.prelude(env) if self.prelude is not None else ())
+            arrays = [
+                env[n] if n is not None else next(computed) for n in self.arg_names
+            ]
+            leaves_, grads = _differentiated(arrays)
+            env.update(zip(vg["names"], leaves_, strict=True))
+            with _autograd.record():
+                outs = self.forward(env)
+            outs[0].backward()
+            for leaf, g, no in zip(leaves_, grads, vg["unreached"], strict=True):
+                if no:
+                    _nd.zeros_like(leaf, out=g)
+            env[vg["value"]] = outs[0].detach()
+            env.update(zip(vg["grads"], grads, strict=True))
+            results["forward"] = [o.detach() for o in outs]
+        if self.final is not None:
+            results["final"] = self.final(env)
+        flat = [
+            env[key] if graph == "env" else results[graph][key]
+            for graph, key in self.where
+        ]
+        flat = [_as_scalar(x) if x.ndim == 0 else x for x in flat]
+        return _unflatten(self.spec, flat)
+
+
+def _reads(rec: Recorder, x: Any) -> bool:
+    """Whether ``x``'s graph reads a differentiated variable (a forward result)."""
+    try:
+        names = _autograd.get_symbol(x).list_inputs()
+    except _MXNetError:
+        return False
+    return any(n in rec.leaves for n in names)
+
+
+def _differentiated(arrays: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Detached handles of ``arrays`` marked for gradients, and the buffers."""
+    leaves = [a.detach() for a in arrays]
+    grads = [
+        _nd.empty(leaf.shape, ctx=leaf.context, dtype=leaf.dtype) for leaf in leaves
+    ]
+    if leaves:
+        _autograd.mark_variables(leaves, grads, "write")
+    return leaves, grads
+
+
+# ----------------------------------------------------------------------------------
+# The hook
+# ----------------------------------------------------------------------------------
+
+
+def _signature(spec: Any, leaves: list[Any]) -> tuple[Any, ...]:
+    return (spec, tuple((x.shape, x.dtype, x.context) for x in leaves))
+
+
+@hookimpl
+def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Trace ``fn`` once per signature into CachedOps (module docstring)."""
+    programs: dict[Any, Any] = {}  # signature -> _Program, or None: eager
+
+    def compiled(*args: Any) -> Any:
+        prev = _np_on()
+        try:
+            leaves: list[Any] = []
+            try:
+                spec = _flatten(args, leaves)
+            except Refused:
+                return fn(*args)
+            _transfer(leaves)
+            key = _signature(spec, leaves)
+            program = programs.get(key, False)
+            if program is False:
+                program, result = _trace(fn, spec, leaves)
+                programs[key] = program
+                if program is not None:
+                    return result
+            if program is None:  # refused: eager, on the transferred arrays
+                return fn(*_unflatten(spec, leaves))
+            return program(leaves)
+        finally:
+            _np_restore(prev)
+
+    return compiled
+
+
+def _trace(fn: Callable[..., Any], spec: Any, leaves: list[Any]) -> tuple[Any, Any]:
+    """Run ``fn`` recorded; return its program (``None`` if refused) and result."""
+    aliases, names = _mark(leaves, "null")
+    rec = Recorder(names)
+    was = _autograd.set_recording(True)
+    active.recorder = rec
+    try:
+        result = fn(*_unflatten(spec, aliases))
+        outs: list[Any] = []
+        out_spec = _flatten(result, outs)
+        program = _Program(rec, names, outs, out_spec)
+    except (Refused, _MXNetError) as exc:
+        # An MXNet error (an in-place write into a recorded array, or the user's
+        # own) is raised again, if genuine, by the eager run.
+        log.debug("jit: running %s eagerly: %s", getattr(fn, "__name__", fn), exc)
+        return None, None
+    finally:
+        active.recorder = None
+        _autograd.set_recording(was)
+    flat = [o.detach() for o in outs]
+    return program, _unflatten(
+        out_spec, [_as_scalar(o) if o.ndim == 0 else o for o in flat]
+    )
