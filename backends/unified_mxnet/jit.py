@@ -81,6 +81,7 @@ class Recorder:
         self.known: set[str] = set(inputs)  # bound at replay, outside the forward
         self.leaves: set[str] = set()  # the differentiated variables
         self.vg: dict[str, Any] | None = None
+        self.parts: dict[int, list[Any]] = {}  # elements of the _Table inputs
 
     def symbol(self, x: Any, forward: bool = False) -> Any:
         """The recorded graph of ``x``; refuse if it reads an unbound variable."""
@@ -92,9 +93,6 @@ class Recorder:
                 # ``get_symbol`` of a view made by ``_to_0d`` (a C-API reshape)
                 # loses the reshape's input; the graph of a recorded copy keeps it.
                 sym = _autograd.get_symbol(_nd.identity(x))
-            # A copy: a backward (retain_graph=False) frees the recorded history,
-            # cutting the inputs of the nodes this symbol shares with it.
-            sym = mx.sym.load_json(sym.tojson())
         except _MXNetError as exc:
             raise Refused("an array computed from no input") from exc
         bound = self.known | self.leaves if forward else self.known
@@ -120,7 +118,9 @@ class Recorder:
                 )
             forward = self.symbol(out, forward=True)
         try:
-            out.backward()
+            # retain_graph: a backward otherwise frees the recorded history, cutting
+            # the inputs of the nodes the symbols of the results share with it.
+            out.backward(retain_graph=True)
         except _MXNetError as exc:
             if "not in a computational graph" not in str(exc):
                 raise
@@ -376,9 +376,52 @@ def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     return compiled
 
 
+_ELEMENTS = 4096
+
+
+class _Table(_NDArray):  # type: ignore[misc]
+    """A small 2-d input read element by element (the ``Trainer``'s coefficients,
+    ``coeffs[row, j]``): the elements come from one recorded ``split``, one reshape
+    each, instead of two slices and two reshapes each (several per parameter in
+    the update graph, each a scheduled operator)."""
+
+    __slots__ = ()  # the layout of NDArray: the class is swapped in place
+
+    def __getitem__(self, key: Any) -> Any:
+        if (
+            type(key) is not tuple
+            or len(key) != 2
+            or type(key[0]) is not int
+            or type(key[1]) is not int
+        ):
+            return super().__getitem__(key)
+        rows, cols = self.shape
+        row, col = key
+        if not (-rows <= row < rows and -cols <= col < cols):
+            return super().__getitem__(key)  # its IndexError
+        rec = active.recorder
+        if rec is None:
+            return super().__getitem__(key)
+        parts = rec.parts.get(id(self))
+        if parts is None:
+            flat = self.reshape((-1,))
+            split = (
+                _nd.split(flat, axis=0, num_outputs=self.size)
+                if self.size > 1
+                else flat
+            )
+            parts = rec.parts[id(self)] = (
+                list(split) if isinstance(split, list | tuple) else [split]
+            )
+        return _to_0d(parts[(row % rows) * cols + col % cols])
+
+
 def _trace(fn: Callable[..., Any], spec: Any, leaves: list[Any]) -> tuple[Any, Any]:
     """Run ``fn`` recorded; return its program (``None`` if refused) and result."""
     aliases, names = _mark(leaves, "null")
+    for alias in aliases:
+        if type(alias) is _NDArray and alias.ndim == 2 and alias.size <= _ELEMENTS:
+            alias.__class__ = _Table
     rec = Recorder(names)
     was = _autograd.set_recording(True)
     active.recorder = rec
