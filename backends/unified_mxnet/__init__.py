@@ -68,8 +68,11 @@ the previous step has finished computing.
 
 Optional hooks: ``batch_norm`` and ``batch_norm_inference`` (the fused
 ``BatchNorm`` operator with batch / global statistics, :mod:`unified_mxnet.norm`)
-and ``rnn_layer`` (the fused ``RNN`` operator, :mod:`unified_mxnet.recurrent`); no
-``jit``.
+and ``rnn_layer`` (the fused ``RNN`` operator, :mod:`unified_mxnet.recurrent`);
+``jit`` (:mod:`unified_mxnet.jit`: a function traced once per input signature into
+``CachedOp`` graphs, the forward differentiated as a hybridized Gluon block, the
+rest, the ``Trainer``'s optimizer update, as one graph; what it cannot trace runs
+eagerly).
 
 Importing this module imports ``mxnet``, applying :func:`_numpy_bool_shim` first.
 """

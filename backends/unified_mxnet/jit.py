@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -242,12 +243,40 @@ class _Graph:
         group = mx.sym.Group(syms) if len(syms) > 1 else syms[0]
         group = _without_mkldnn_0d(group)
         self.inputs = [str(n) for n in group.list_inputs()]
-        self.op = _nd.CachedOp(group)
+        # static_alloc: memory planned once (outputs are still fresh arrays)
+        self.op = _nd.CachedOp(
+            group, flags=[("static_alloc", True), ("static_shape", True)]
+        )
         self.count = len(syms)
+        self.layout: list[tuple[Any, Any, Any]] = []  # of the outputs
 
     def __call__(self, env: dict[str, Any]) -> list[Any]:
         out = self.op(*[env[n] for n in self.inputs])
         return list(out) if isinstance(out, list | tuple) else [out]
+
+    def into(self, env: dict[str, Any], spares: list[list[Any]]) -> list[Any]:
+        """Run into recycled output buffers: for each output, an array of an earlier
+        call that nothing else refers to any more (``spares[k]``, the last two calls'
+        outputs), else a fresh one. MXNet 1.9 does not pool CPU memory: fresh
+        buffers of a few megabytes (the new weights, the optimizer state) would be
+        page-faulted in on every step, as the gradients (see ``_GradBuffers``)."""
+        outs = []
+        for k, held in enumerate(spares):
+            found = None
+            for j in range(len(held)):
+                # References: the list slot and getrefcount's argument.
+                if sys.getrefcount(held[j]) == 2:
+                    found = held.pop(j)
+                    break
+            if found is None:
+                shape, dtype, ctx = self.layout[k]
+                found = _nd.empty(shape, ctx=ctx, dtype=dtype)
+            outs.append(found)
+        self.op(*[env[n] for n in self.inputs], out=outs)
+        for held, o in zip(spares, outs, strict=True):
+            held.append(o)
+            del held[:-2]
+        return outs
 
 
 class _Program:
@@ -286,6 +315,13 @@ class _Program:
             self.prelude = _Graph(computed) if computed else None
             self.forward = _Graph([self.vg["forward"], *forward_extra])
         self.final = _Graph(final) if final else None
+        if self.final is not None:
+            self.final.layout = [
+                (x.shape, x.dtype, x.context)
+                for (graph, _), x in zip(self.where, outs, strict=True)
+                if graph == "final"
+            ]
+        self.spares: list[list[Any]] = [[] for _ in final]
 
     def __call__(self, leaves: list[Any]) -> Any:
         env = dict(zip(self.inputs, leaves, strict=True))
@@ -308,7 +344,7 @@ class _Program:
             env.update(zip(vg["grads"], grads, strict=True))
             results["forward"] = [o.detach() for o in outs]
         if self.final is not None:
-            results["final"] = self.final(env)
+            results["final"] = self.final.into(env, self.spares)
         flat = [
             env[key] if graph == "env" else results[graph][key]
             for graph, key in self.where
@@ -327,13 +363,20 @@ def _reads(rec: Recorder, x: Any) -> bool:
 
 
 def _differentiated(arrays: list[Any]) -> tuple[list[Any], list[Any]]:
-    """Detached handles of ``arrays`` marked for gradients, and the buffers."""
+    """Detached handles of ``arrays`` marked for gradients, and the buffers: the
+    released ones of earlier steps when there are (as ``value_and_grad`` does)."""
+    from unified_mxnet.autodiff import _grad_buffers
+
     leaves = [a.detach() for a in arrays]
-    grads = [
-        _nd.empty(leaf.shape, ctx=leaf.context, dtype=leaf.dtype) for leaf in leaves
-    ]
+    keys = [(leaf.shape, leaf.dtype, leaf.context) for leaf in leaves]
+    grads = _grad_buffers.take(keys)
+    for i, g in enumerate(grads):
+        if g is None:
+            shape, dtype, ctx = keys[i]
+            grads[i] = _nd.empty(shape, ctx=ctx, dtype=dtype)
     if leaves:
         _autograd.mark_variables(leaves, grads, "write")
+    _grad_buffers.keep(keys, grads)
     return leaves, grads
 
 
