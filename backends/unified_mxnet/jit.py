@@ -48,6 +48,7 @@ from unified_mxnet import (
     _np_restore,
     _to_0d,
 )
+from unified_mxnet.scalars import LIMIT, Specializer
 
 log = logging.getLogger("unified_mxnet")
 _autograd = mx.autograd
@@ -83,6 +84,7 @@ class Recorder:
         self.leaves: set[str] = set()  # the differentiated variables
         self.vg: dict[str, Any] | None = None
         self.parts: dict[int, list[Any]] = {}  # elements of the _Table inputs
+        self.tables: list[str] = []  # the names of the _Table inputs
 
     def symbol(self, x: Any, forward: bool = False) -> Any:
         """The recorded graph of ``x``; refuse if it reads an unbound variable."""
@@ -239,9 +241,11 @@ _NO_DIMS = ("[]", "()")
 class _Graph:
     """One ``CachedOp`` over named variables, computing some outputs."""
 
-    def __init__(self, syms: list[Any]) -> None:
-        group = mx.sym.Group(syms) if len(syms) > 1 else syms[0]
-        group = _without_mkldnn_0d(group)
+    def __init__(self, syms: list[Any], group: Any = None) -> None:
+        if group is None:
+            group = mx.sym.Group(syms) if len(syms) > 1 else syms[0]
+            group = _without_mkldnn_0d(group)
+        self.group = group
         self.inputs = [str(n) for n in group.list_inputs()]
         # static_alloc: memory planned once (outputs are still fresh arrays)
         self.op = _nd.CachedOp(
@@ -322,6 +326,32 @@ class _Program:
                 if graph == "final"
             ]
         self.spares: list[list[Any]] = [[] for _ in final]
+        # The update graph with its coefficients baked in, per set of values.
+        self.special: Specializer | None = None
+        self.specialized: dict[bytes, _Graph] = {}
+        if self.final is not None and rec.tables:
+            special = Specializer(json.loads(self.final.group.tojson()), rec.tables)
+            self.special = special if special.useful else None
+
+    def _final(self, env: dict[str, Any]) -> _Graph:
+        """The update graph for the coefficients of this call (module scalars)."""
+        assert self.final is not None
+        special = self.special
+        if special is None:
+            return self.final
+        values = {name: env[name].asnumpy() for name in special.tables}
+        key = b"".join(values[name].tobytes() for name in special.tables)
+        graph = self.specialized.get(key)
+        if graph is None:
+            if len(self.specialized) >= LIMIT:  # values keep changing: generic
+                self.special = None
+                self.specialized.clear()
+                return self.final
+            graph = _Graph([], group=special.build(values))
+            graph.layout = self.final.layout
+            graph.count = self.final.count
+            self.specialized[key] = graph
+        return graph
 
     def __call__(self, leaves: list[Any]) -> Any:
         env = dict(zip(self.inputs, leaves, strict=True))
@@ -344,7 +374,7 @@ class _Program:
             env.update(zip(vg["grads"], grads, strict=True))
             results["forward"] = [o.detach() for o in outs]
         if self.final is not None:
-            results["final"] = self.final.into(env, self.spares)
+            results["final"] = self._final(env).into(env, self.spares)
         flat = [
             env[key] if graph == "env" else results[graph][key]
             for graph, key in self.where
@@ -462,10 +492,11 @@ class _Table(_NDArray):  # type: ignore[misc]
 def _trace(fn: Callable[..., Any], spec: Any, leaves: list[Any]) -> tuple[Any, Any]:
     """Run ``fn`` recorded; return its program (``None`` if refused) and result."""
     aliases, names = _mark(leaves, "null")
-    for alias in aliases:
+    rec = Recorder(names)
+    for alias, name in zip(aliases, names, strict=True):
         if type(alias) is _NDArray and alias.ndim == 2 and alias.size <= _ELEMENTS:
             alias.__class__ = _Table
-    rec = Recorder(names)
+            rec.tables.append(name)
     was = _autograd.set_recording(True)
     active.recorder = rec
     try:
