@@ -12,7 +12,9 @@ results are those of the eager run. The graphs become at most three
 ``mx.nd.CachedOp``: a prelude computing the arrays differentiated (when they are
 not plain inputs), the forward (run under ``autograd.record``, then ``backward``,
 as a hybridized Gluon block), and the rest of the function (for the ``Trainer``:
-the whole optimizer update over every parameter, one call). Each operator node
+the whole optimizer update over every parameter, one call, with the values
+of its small table inputs (the coefficients) baked in while they repeat: see
+:mod:`unified_mxnet.scalars`). Each operator node
 keeps the attributes of the eager call, and a ``CachedOp`` runs the same kernels
 and the same gradient pass as imperative autograd, so the numbers are bitwise the
 eager ones (proven by the conformance suite's compiled trajectories).
@@ -35,9 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 import mxnet as mx
-import numpy
 
-import unified_mxnet
 from unified import hookimpl
 from unified_mxnet import (
     _as_scalar,
@@ -48,14 +48,11 @@ from unified_mxnet import (
     _np_restore,
     _to_0d,
 )
+from unified_mxnet.nesting import Refused, flatten, transfer, unflatten
 from unified_mxnet.scalars import LIMIT, Specializer
 
 log = logging.getLogger("unified_mxnet")
 _autograd = mx.autograd
-
-
-class Refused(Exception):
-    """Raised inside a trace for what the graphs cannot replay."""
 
 
 class _Active(threading.local):
@@ -147,55 +144,6 @@ class Recorder:
             "grads": grad_names,
         }
         return _as_scalar(value), grad_leaves
-
-
-# ----------------------------------------------------------------------------------
-# Nested arguments and results
-# ----------------------------------------------------------------------------------
-
-
-def _flatten(tree: Any, leaves: list[Any]) -> Any:
-    """The structure of ``tree`` (arrays replaced by their index in ``leaves``).
-
-    NumPy arrays (the ``Trainer``'s private host copies of a batch) are leaves too:
-    :func:`_transfer` makes them NDArrays.
-    """
-    if isinstance(tree, _NDArray | numpy.ndarray):
-        leaves.append(tree)
-        return (len(leaves) - 1,)
-    if type(tree) is list or type(tree) is tuple:
-        return (type(tree), tuple(_flatten(t, leaves) for t in tree))
-    if type(tree) is dict:
-        return (dict, tuple((k, _flatten(v, leaves)) for k, v in tree.items()))
-    if tree is None or type(tree) in (int, float, bool, str):
-        return ("leaf", tree)
-    raise Refused(f"an argument of type {type(tree).__name__}")
-
-
-_CPU = mx.cpu(0)
-
-
-def _transfer(leaves: list[Any]) -> None:
-    """Replace host arrays in ``leaves`` by NDArrays of their dtype, on the context
-    of the first NDArray (the device the step runs on)."""
-    ctx = next((x.context for x in leaves if isinstance(x, _NDArray)), None)
-    for i, x in enumerate(leaves):
-        if isinstance(x, numpy.ndarray):
-            if ctx is None or ctx == _CPU:
-                leaves[i] = unified_mxnet.asarray(x, x.dtype.name)
-            else:
-                leaves[i] = _nd.array(x, ctx=ctx, dtype=x.dtype)
-
-
-def _unflatten(spec: Any, leaves: list[Any]) -> Any:
-    if len(spec) == 1:
-        return leaves[spec[0]]
-    kind, body = spec
-    if kind == "leaf":
-        return body
-    if kind is dict:
-        return {k: _unflatten(v, leaves) for k, v in body}
-    return kind(_unflatten(t, leaves) for t in body)
 
 
 # ----------------------------------------------------------------------------------
@@ -380,7 +328,7 @@ class _Program:
             for graph, key in self.where
         ]
         flat = [_as_scalar(x) if x.ndim == 0 else x for x in flat]
-        return _unflatten(self.spec, flat)
+        return unflatten(self.spec, flat)
 
 
 def _reads(rec: Recorder, x: Any) -> bool:
@@ -429,10 +377,10 @@ def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             leaves: list[Any] = []
             try:
-                spec = _flatten(args, leaves)
+                spec = flatten(args, leaves)
             except Refused:
                 return fn(*args)
-            _transfer(leaves)
+            transfer(leaves)
             key = _signature(spec, leaves)
             program = programs.get(key, False)
             if program is False:
@@ -441,7 +389,7 @@ def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
                 if program is not None:
                     return result
             if program is None:  # refused: eager, on the transferred arrays
-                return fn(*_unflatten(spec, leaves))
+                return fn(*unflatten(spec, leaves))
             return program(leaves)
         finally:
             _np_restore(prev)
@@ -500,9 +448,9 @@ def _trace(fn: Callable[..., Any], spec: Any, leaves: list[Any]) -> tuple[Any, A
     was = _autograd.set_recording(True)
     active.recorder = rec
     try:
-        result = fn(*_unflatten(spec, aliases))
+        result = fn(*unflatten(spec, aliases))
         outs: list[Any] = []
-        out_spec = _flatten(result, outs)
+        out_spec = flatten(result, outs)
         program = _Program(rec, names, outs, out_spec)
     except (Refused, _MXNetError) as exc:
         # An MXNet error (an in-place write into a recorded array, or the user's
@@ -513,6 +461,6 @@ def _trace(fn: Callable[..., Any], spec: Any, leaves: list[Any]) -> tuple[Any, A
         active.recorder = None
         _autograd.set_recording(was)
     flat = [o.detach() for o in outs]
-    return program, _unflatten(
+    return program, unflatten(
         out_spec, [_as_scalar(o) if o.ndim == 0 else o for o in flat]
     )
