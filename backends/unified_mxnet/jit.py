@@ -98,7 +98,8 @@ class Recorder:
         bound = self.known | self.leaves if forward else self.known
         unbound = [n for n in sym.list_inputs() if n not in bound]
         if unbound:
-            raise Refused(f"an array made inside the function ({unbound[0]})")
+            reader = _reader(sym, unbound[0])
+            raise Refused(f"an array made inside the function (read by {reader})")
         return sym
 
     def value_and_grad(
@@ -157,6 +158,16 @@ def _bare(sym: Any) -> str | None:
     if len(inputs) == 1 and sym.list_outputs() == [inputs[0]]:
         return str(inputs[0])
     return None
+
+
+def _reader(sym: Any, name: str) -> str:
+    """The operator of ``sym`` that reads the variable ``name`` (for messages)."""
+    nodes = json.loads(sym.tojson())["nodes"]
+    ids = {i for i, n in enumerate(nodes) if n["op"] == "null" and n["name"] == name}
+    for node in nodes:
+        if any(e[0] in ids for e in node["inputs"]):
+            return str(node["op"])
+    return "?"
 
 
 def _orphans(sym: Any) -> bool:
