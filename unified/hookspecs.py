@@ -221,7 +221,10 @@ def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     :param fn: a function whose arguments and results are (nested lists of) native
         arrays and whose Python control flow does not depend on array values.
     :returns: a callable with the same signature, compiled once per input structure
-        and shapes, and reused.
+        and shapes, and reused. A backend that runs some inputs eagerly instead
+        (it could not compile them) may set the callable's attribute ``declined``
+        to ``True`` after such a call: ``Trainer`` then steps eagerly (its own
+        eager step is faster than an uncompiled pure step).
     """
 
 

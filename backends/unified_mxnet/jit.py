@@ -398,13 +398,16 @@ def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
                 program, result = _trace(fn, spec, leaves)
                 programs[key] = program
                 if program is not None:
+                    compiled.declined = False  # type: ignore[attr-defined]
                     return result
+            compiled.declined = program is None  # type: ignore[attr-defined]
             if program is None:  # refused: eager, on the transferred arrays
                 return fn(*unflatten(spec, leaves))
             return program(leaves)
         finally:
             _np_restore(prev)
 
+    compiled.declined = False  # type: ignore[attr-defined]  (see hookspecs.jit)
     return compiled
 
 
