@@ -231,7 +231,10 @@ def jit(fn: Callable[..., Any], donate: Sequence[int] = ()) -> Callable[..., Any
         backend that declares the capability ``donate``, whose compiled callable
         also has ``trace(*args)``: trace for these arguments without running.
     :returns: a callable with the same signature, compiled once per input structure
-        and shapes, and reused.
+        and shapes, and reused. A backend that runs some inputs eagerly instead
+        (it could not compile them) may set the callable's attribute ``declined``
+        to ``True`` after such a call: ``Trainer`` then steps eagerly (its own
+        eager step is faster than an uncompiled pure step).
     """
 
 

@@ -389,6 +389,8 @@ class Trainer:
         finally:
             if previous is not None:
                 _backend.activate(previous)
+        if getattr(fn, "declined", False):  # run eagerly by the backend's jit
+            plan.compiled = False  # later steps: Trainer's own eager step
         # Nothing has been written back yet. Labels passed straight in are checked
         # on the host (no wait for the step); other checks are outputs of the step.
         if not checked:

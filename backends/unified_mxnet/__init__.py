@@ -68,8 +68,11 @@ the previous step has finished computing.
 
 Optional hooks: ``batch_norm`` and ``batch_norm_inference`` (the fused
 ``BatchNorm`` operator with batch / global statistics, :mod:`unified_mxnet.norm`)
-and ``rnn_layer`` (the fused ``RNN`` operator, :mod:`unified_mxnet.recurrent`); no
-``jit``.
+and ``rnn_layer`` (the fused ``RNN`` operator, :mod:`unified_mxnet.recurrent`);
+``jit`` (:mod:`unified_mxnet.jit`: a function traced once per input signature into
+``CachedOp`` graphs, the forward differentiated as a hybridized Gluon block, the
+rest, the ``Trainer``'s optimizer update, as one graph; what it cannot trace runs
+eagerly).
 
 Importing this module imports ``mxnet``, applying :func:`_numpy_bool_shim` first.
 """
@@ -199,7 +202,7 @@ def backend_info() -> BackendInfo:
         name="mxnet",
         framework="mxnet",
         version=mx.__version__,
-        capabilities=frozenset({"inplace"}),
+        capabilities=frozenset({"inplace", "jit"}),
     )
 
 
@@ -235,6 +238,10 @@ _DLPACK_DTYPES = frozenset(
 
 @hookimpl
 def to_numpy(x: Array) -> Any:
+    if _jit.active.recorder is not None:  # a host value would be baked in
+        raise _jit.Refused("to_numpy of a traced array")
+    if isinstance(x, numpy.ndarray):  # host data (a batch the Trainer kept)
+        return x
     prev = _np_on()
     try:
         return x.asnumpy()
@@ -304,9 +311,11 @@ def axpby(a: float, x: Array, b: float, y: Array) -> Array:
 # module, so they must be its attributes. Imported last: they use the helpers above.
 from unified_mxnet import autodiff as _autodiff  # noqa: E402
 from unified_mxnet import devices as _devices  # noqa: E402
+from unified_mxnet import jit as _jit  # noqa: E402
 from unified_mxnet import math_ops as _math_ops  # noqa: E402
 
 value_and_grad = _autodiff.value_and_grad
+jit = _jit.jit
 devices = _devices.devices
 to_device = _devices.to_device
 device_of = _devices.device_of

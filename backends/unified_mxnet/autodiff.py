@@ -20,6 +20,7 @@ from unified_mxnet import (
     _np_restore,
     _to_0d,
 )
+from unified_mxnet import jit as _jit
 
 # ----------------------------------------------------------------------------------
 # Differentiation
@@ -95,6 +96,13 @@ _grad_buffers = _GradBuffers()
 def value_and_grad(
     fn: Callable[[list[Array]], Array], arrays: Sequence[Array]
 ) -> tuple[Array, list[Array]]:
+    recorder = _jit.active.recorder
+    if recorder is not None:  # inside a jit trace: record the forward apart
+        prev = _np_on()
+        try:
+            return recorder.value_and_grad(fn, list(arrays))
+        finally:
+            _np_restore(prev)
     prev = _np_on()
     try:
         # Fresh handles sharing the inputs' memory (no copy): the autograd marks and

@@ -87,6 +87,16 @@ class Node:
     def __repr__(self) -> str:
         return f"Node({self.value!r})"
 
+    # -- host reads of the value (not differentiated, as torch's ``float(t)``) --
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
     # -- operators: each routes through the op function of the same name --------
     def __add__(self, other: Any) -> Node:
         return _ops.add(self, other)

@@ -813,3 +813,47 @@ def test_jit_matches_oracle_and_compiles_once_per_shape(backend: Any) -> None:
             read(backend, total), np.tanh(want).sum(), rtol=RTOL, atol=10 * ATOL
         )
     assert len(traces) == 2, f"traced {len(traces)} times for 2 input shapes"
+
+
+@pytest.mark.requires("jit")
+@pytest.mark.parametrize("made_inside", [False, True], ids=["bias-input", "bias-made"])
+def test_jit_of_a_training_step(backend: Any, made_inside: bool) -> None:
+    """jit of a training-step-like function: value_and_grad, a small table read
+    element by element (as the Trainer's coefficients), an update from the
+    gradient, an input returned unchanged, and a bias passed in or made inside the
+    function (a constant: MXNet's jit runs such a function eagerly). Against
+    float64 formulas, on two calls of one shape and one of another."""
+    rng = np.random.default_rng(9)
+
+    def fn(w: Any, x: Any, table: Any, bias: Any) -> list[Any]:
+        if made_inside:
+            bias = backend.add(backend.zeros((w.shape[1],), "float32"), 0.5)
+
+        def loss(arrays: list[Any]) -> Any:
+            h = backend.tanh(backend.add(backend.matmul(x, arrays[0]), bias))
+            return backend.mean(backend.square(h), None, False)
+
+        value, (grad,) = backend.value_and_grad(loss, [w])
+        lr, scale = table[1, 0], table[0, 1]
+        new_w = backend.subtract(w, backend.multiply(grad, lr))
+        return [value, grad, backend.multiply(new_w, scale), x]
+
+    compiled = backend.jit(fn)
+    for rows in (3, 3, 5):
+        w, x = (rng.standard_normal(s).astype(F32) for s in ((4, 2), (rows, 4)))
+        table = np.array([[1.0, 2.0], [0.25, 0.0]], F32)
+        value, grad, new_w, same = compiled(
+            f32(backend, w),
+            f32(backend, x),
+            f32(backend, table),
+            f32(backend, np.full(2, 0.5, F32)),
+        )
+        w64, x64 = w.astype(np.float64), x.astype(np.float64)
+        h = np.tanh(x64 @ w64 + 0.5)
+        want_grad = x64.T @ (2 * h * (1 - h**2) / h.size)
+        np.testing.assert_allclose(read(backend, value), np.mean(h**2), rtol=RTOL)
+        assert read(backend, value).shape == ()
+        np.testing.assert_allclose(read(backend, grad), want_grad, RTOL, ATOL)
+        want_w = 2.0 * (w64 - 0.25 * want_grad)
+        np.testing.assert_allclose(read(backend, new_w), want_w, RTOL, ATOL)
+        np.testing.assert_array_equal(read(backend, same), x)
