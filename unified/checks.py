@@ -18,8 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,28 +45,36 @@ class Collector(list[tuple[Any, str]]):
 
     def __init__(self, batch: Sequence[Any] = (), eager: bool = False) -> None:
         super().__init__()
-        self.batch = list(batch)
+        self.batch = batch
         self.eager = eager
         self.host: list[tuple[int, int, Callable[[Any], str]]] = []
+        self._previous: Collector | None = None
 
     def argument(self, x: Any) -> int | None:
         """The index of ``x`` among the batch arguments, or ``None``."""
-        return next((i for i, b in enumerate(self.batch) if b is x), None)
+        for i, b in enumerate(self.batch):
+            if b is x:
+                return i
+        return None
+
+    # A plain context manager (no generator): the eager step enters one per step.
+    def __enter__(self) -> Collector:
+        global _collecting
+        self._previous, _collecting = _collecting, self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _collecting
+        _collecting = self._previous
 
 
 _collecting: Collector | None = None
 
 
-@contextmanager
-def collecting(batch: Sequence[Any] = (), eager: bool = False) -> Iterator[Collector]:
+def collecting(batch: Sequence[Any] = (), eager: bool = False) -> Collector:
     """Collect the checks of a step whose batch arguments are ``batch`` (traced, or
-    run eagerly with ``eager=True``: see :class:`Collector`)."""
-    global _collecting
-    previous, _collecting = _collecting, Collector(batch, eager)
-    try:
-        yield _collecting
-    finally:
-        _collecting = previous
+    run eagerly with ``eager=True``: see :class:`Collector`); use it in ``with``."""
+    return Collector(tuple(batch), eager)
 
 
 def check_host(values: Any, high: int, message: Callable[[Any], str]) -> None:

@@ -335,6 +335,7 @@ class Trainer:
             donating = "donate" in table.capabilities and self._donates(
                 table, entries, states
             )
+            stepping = {id(p) for _, p in entries}
             hit = self._compiled[key] = (
                 table.jit(pure, donate=_DONATED) if donating else table.jit(pure),
                 written,
@@ -342,17 +343,17 @@ class Trainer:
                 requests,
                 host_checks,
                 pure if donating else None,
+                # trained but not updated by the optimizer (the second argument)
+                [p for p in plan.train if id(p) not in stepping],
             )
-        fn, written, messages, requests, host_checks, donor = hit
+        fn, written, messages, requests, host_checks, donor, unstepped = hit
         # The updated parameters (the optimizer's entries) come first: with
         # donation their arrays, and the optimizer state's, become the new ones.
         stepped = [p._data for _, p in entries]
-        position = {id(p): i for i, (_, p) in enumerate(entries)}
-        rest = [p._data for p in plan.train if id(p) not in position]
         state_arrays = [st["arrays"] for st in states]
         args = (
             stepped,
-            rest,
+            [p._data for p in unstepped],
             [p._data for p in plan.others],
             state_arrays,
             device_coeffs,
@@ -368,7 +369,7 @@ class Trainer:
                     fn.trace(*args)
                     if messages:  # a traced check may fail after the call: the
                         # old arrays must survive it, so this step never donates
-                        hit = (table.jit(donor), *hit[1:5], None)
+                        hit = (table.jit(donor), *hit[1:5], None, unstepped)
                         self._compiled[key] = hit
                         fn = hit[0]
                 if hit[5] is not None:
@@ -378,7 +379,9 @@ class Trainer:
                             table.to_numpy(batch[index]), high, message_of
                         )
                     checked = True
-                    _unshare(table, stepped, state_arrays)
+                    if "inplace" not in table.capabilities:
+                        # (in place, a held array sees the update, as eagerly)
+                        _unshare(table, stepped, state_arrays)
             new_ws, new_states, loss, grads, held, counts = fn(*args)
         except Exception:
             # A backend whose kernels check indices (NumPy) fails inside the step
