@@ -92,6 +92,24 @@ class _GradBuffers:
 _grad_buffers = _GradBuffers()
 
 
+def marked(arrays: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """Fresh handles of ``arrays`` sharing their memory (no copy), marked for
+    gradients (``"write"``): the autograd marks and the gradient buffers live on
+    them, never on the caller's arrays. Returns the handles, their gradient
+    buffers (released ones of earlier calls when there are) and the buffers' keys
+    for :meth:`_GradBuffers.keep`."""
+    leaves = [a.detach() for a in arrays]
+    keys = [(leaf.shape, leaf.dtype, leaf.context) for leaf in leaves]
+    grads = _grad_buffers.take(keys)
+    for i, g in enumerate(grads):
+        if g is None:
+            shape, dtype, ctx = keys[i]
+            grads[i] = _nd.empty(shape, ctx=ctx, dtype=dtype)
+    if leaves:
+        mx.autograd.mark_variables(leaves, grads, "write")
+    return leaves, grads, keys
+
+
 @hookimpl
 def value_and_grad(
     fn: Callable[[list[Array]], Array], arrays: Sequence[Array]
@@ -105,17 +123,7 @@ def value_and_grad(
             _np_restore(prev)
     prev = _np_on()
     try:
-        # Fresh handles sharing the inputs' memory (no copy): the autograd marks and
-        # the gradient buffers live on them, never on the caller's arrays.
-        leaves = [a.detach() for a in arrays]
-        keys = [(leaf.shape, leaf.dtype, leaf.context) for leaf in leaves]
-        grads = _grad_buffers.take(keys)
-        for i, g in enumerate(grads):
-            if g is None:
-                shape, dtype, ctx = keys[i]
-                grads[i] = _nd.empty(shape, ctx=ctx, dtype=dtype)
-        if leaves:
-            mx.autograd.mark_variables(leaves, grads, "write")
+        leaves, grads, keys = marked(arrays)
         with mx.autograd.record():
             out = fn(leaves)
         if out.size != 1:

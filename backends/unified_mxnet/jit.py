@@ -373,17 +373,9 @@ def _reads(rec: Recorder, x: Any) -> bool:
 def _differentiated(arrays: list[Any]) -> tuple[list[Any], list[Any]]:
     """Detached handles of ``arrays`` marked for gradients, and the buffers: the
     released ones of earlier steps when there are (as ``value_and_grad`` does)."""
-    from unified_mxnet.autodiff import _grad_buffers
+    from unified_mxnet.autodiff import _grad_buffers, marked
 
-    leaves = [a.detach() for a in arrays]
-    keys = [(leaf.shape, leaf.dtype, leaf.context) for leaf in leaves]
-    grads = _grad_buffers.take(keys)
-    for i, g in enumerate(grads):
-        if g is None:
-            shape, dtype, ctx = keys[i]
-            grads[i] = _nd.empty(shape, ctx=ctx, dtype=dtype)
-    if leaves:
-        _autograd.mark_variables(leaves, grads, "write")
+    leaves, grads, keys = marked(arrays)
     _grad_buffers.keep(keys, grads)
     return leaves, grads
 
