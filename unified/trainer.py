@@ -1,12 +1,14 @@
 """``Trainer``: one call per training step (forward, backward, optimizer update).
 
 On a backend with the ``jit`` capability (JAX; NumPy, whose jit traces the step
-once and replays the recorded kernels), the whole step is compiled into one
-function of (parameters, optimizer state, coefficients, batch). It is compiled once
-per structure (which parameters train, which update terms exist, the loss function)
-and reused for every input shape the backend's jit caches; learning rates,
-``lr_mult``/``wd_mult`` values and bias corrections are inputs, so changing them
-never reuses a stale value. NumPy batches enter the compiled function as private
+once and replays the recorded kernels; MXNet, whose jit turns it into ``CachedOp``
+graphs), the whole step is compiled into one function of (parameters, optimizer
+state, coefficients, batch), built by :mod:`unified.pure_step`; on a backend with
+the capability ``donate`` it may write the new values into the old arrays. It is
+compiled once per structure (which parameters train, which update terms exist, the
+loss function) and reused for every input shape the backend's jit caches; learning
+rates, ``lr_mult``/``wd_mult`` values and bias corrections are inputs, so changing
+them never reuses a stale value. NumPy batches enter the compiled function as private
 host copies (floating data cast to the net's dtype, SPEC 10), which it transfers
 inside the call: no separate conversion per argument. Elsewhere the step is
 ``value_and_grad`` followed by ``optimizer.step()``, with the structure (trainable
@@ -27,14 +29,14 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from unified import backend as _backend
-from unified import checks, donation, nets
+from unified import checks, nets
 from unified import data as _data
 from unified import fit as _fit
 from unified import modes as _modes
@@ -44,12 +46,12 @@ from unified.autodiff import (
     convert_batch,
     ensure_materialized,
     gradient_step,
-    traced_call,
     trainable,
 )
 from unified.errors import StructureError
 from unified.nets import Net
 from unified.optim import Optimizer
+from unified.pure_step import DONATED, pure_step, unshare
 
 DONATE_MIN_BYTES = 1 << 20
 """With ``Trainer(donate=None)``: the least bytes of parameters and optimizer
@@ -312,7 +314,7 @@ class Trainer:
             written: list[bool] = []
             messages: list[str] = []
             host_checks: list[Any] = []
-            pure = _pure_step(
+            pure = pure_step(
                 self.net,
                 opt,
                 table,
@@ -337,7 +339,7 @@ class Trainer:
             )
             stepping = {id(p) for _, p in entries}
             hit = self._compiled[key] = (
-                table.jit(pure, donate=_DONATED) if donating else table.jit(pure),
+                table.jit(pure, donate=DONATED) if donating else table.jit(pure),
                 written,
                 messages,
                 requests,
@@ -381,7 +383,7 @@ class Trainer:
                     checked = True
                     if "inplace" not in table.capabilities:
                         # (in place, a held array sees the update, as eagerly)
-                        _unshare(table, stepped, state_arrays)
+                        unshare(table, stepped, state_arrays)
             new_ws, new_states, loss, grads, held, counts = fn(*args)
         except Exception:
             # A backend whose kernels check indices (NumPy) fails inside the step
@@ -491,138 +493,3 @@ class _Plan:
     states: list[Any]  # state parameters (also in ``others``), carried functionally
     random: bool  # some sub-net draws host masks (inputs of a compiled step)
     float_dtype: str  # the dtype floating batch data takes (SPEC 10)
-
-
-def _pure_step(
-    net: Net,
-    opt: Optimizer,
-    table: Any,
-    loss_fn: LossFn,
-    train: list[Any],
-    others: list[Any],
-    entries: list[Any],
-    statics: tuple[Any, ...],
-    names: tuple[tuple[str, ...], ...],
-    held: list[Any],
-    written: list[bool],
-    messages: list[str],
-    host_checks: list[Any],
-) -> Callable[..., Any]:
-    """Build the pure function the backend compiles: new values, optimizer state,
-    loss, grads, the new values of the state parameters ``held`` (which
-    ``written`` flags, fixed when the function is traced, say were written), and
-    the counts of failed data checks (whose ``messages`` are filled when traced)."""
-    count = len(train)
-    # train[i] is stepped[j] (slot (0, j)) if the optimizer updates it (its j-th
-    # entry), else rest[j] (slot (1, j)): the order _compiled_step passes them in
-    index = {id(p): i for i, (_, p) in enumerate(entries)}
-    sources: list[tuple[int, int]] = []
-    for p in train:
-        rank = sum(1 for k, _ in sources if k == 1)
-        sources.append((0, index[id(p)]) if id(p) in index else (1, rank))
-    position = {id(p): i for i, p in enumerate(train)}
-    # The update must not write into its inputs: the step may run eagerly (the
-    # discovery run of the dropout masks, a backend jit that falls back) and a
-    # failed or repeated step must change nothing.
-    rules_table = _Functional(table) if "inplace" in table.capabilities else table
-
-    def step(
-        stepped: list[Any],
-        rest: list[Any],
-        other_arrays: list[Any],
-        state_arrays: list[Any],
-        coeffs: Any,
-        batch: list[Any],
-        masks: list[Any] | None = None,
-    ) -> Any:
-        parts = (stepped, rest)
-        train_arrays = [parts[k][j] for k, j in sources]
-        saved = [p._data for p in others]
-        for p, a in zip(others, other_arrays):
-            p._data = a
-        try:
-            fn = traced_call(net, train, loss_fn, tuple(batch), held, written)
-            slots = [table.zeros_like(p._data) for p in held]
-            # masks=None: the discovery run of _mask_requests, which set the feed.
-            feed = _modes.MaskFeed(masks) if masks is not None else _modes.active_feed()
-            with checks.collecting(batch) as found, _modes.feeding_masks(feed):
-                try:
-                    value, grads = table.value_and_grad(fn, list(train_arrays) + slots)
-                finally:  # also when a kernel fails: the host checks explain it
-                    messages[:] = [message for _, message in found]
-                    host_checks[:] = found.host
-        finally:
-            for p, a in zip(others, saved):
-                p._data = a
-        grads, new_held = grads[:count], grads[count:]
-        new_ws, new_states = [], []
-        for row, ((_, p), s, static) in enumerate(zip(entries, state_arrays, statics)):
-            c = _Row(coeffs, row, names[row])
-            i = position[id(p)]
-            w, s = opt.rule(rules_table, train_arrays[i], grads[i], s, c, static)
-            new_ws.append(w)
-            new_states.append(s)
-        # The new values first: a backend that donates the arrays of the first and
-        # fourth arguments pairs them with the first outputs of their shapes.
-        return new_ws, new_states, value, grads, new_held, [n for n, _ in found]
-
-    return step
-
-
-_DONATED = (0, 3)
-"""The arguments of the compiled step a ``donate`` backend may reuse: the arrays
-of the parameters the optimizer updates, and the optimizer's state."""
-
-
-def _unshare(table: Any, stepped: list[Any], states: list[dict[str, Any]]) -> None:
-    """Replace, in the call's lists, every array someone else also holds by a copy
-    (see :mod:`unified.donation`): only the step's own arrays are given up."""
-    for i in donation.shared_entries(stepped):
-        stepped[i] = table.multiply(stepped[i], 1.0)
-    flat = [(i, k) for i, arrays in enumerate(states) for k in arrays]
-    values = [states[i][k] for i, k in flat]
-    for j in donation.shared_entries(values):
-        i, k = flat[j]
-        states[i] = {**states[i], k: table.multiply(values[j], 1.0)}
-
-
-class _Row(Mapping[str, Any]):
-    """The coefficients of one entry, read from the step's coefficient array when
-    the rule asks for them: a coefficient the update does not use (a zero weight
-    decay, a dampening without momentum) adds nothing to the compiled step."""
-
-    def __init__(self, coeffs: Any, row: int, names: tuple[str, ...]) -> None:
-        self._coeffs, self._row, self._names = coeffs, row, names
-        self._read: dict[str, Any] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        value = self._read.get(key)
-        if value is None:
-            value = self._read[key] = self._coeffs[self._row, self._names.index(key)]
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-
-class _Functional:
-    """A backend table whose ``axpby`` returns a new array instead of writing into
-    ``y`` (for the pure step on an ``inplace`` backend); everything else delegates.
-    ``y*b + x*a`` rounds as the in-place update does, so the numbers are the same."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._table, name)
-
-    def axpby(self, a: Any, x: Any, b: Any, y: Any) -> Any:
-        t = self._table
-        if not (type(b) is float and b == 1.0):
-            y = t.multiply(y, b)
-        if not (type(a) is float and a == 1.0):
-            x = t.multiply(x, a)
-        return t.add(y, x)
