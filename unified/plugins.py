@@ -207,7 +207,7 @@ class Registry:
             raise BackendPluginError(
                 f"backend {name!r} ({_plugin_origin(plugin)}) is incomplete: it lacks "
                 f"{len(missing)} required hook(s): {', '.join(missing)}. "
-                "Implement each with @unified.hookimpl; unified/hookspecs.py documents "
+                "Implement each with @unified.hookimpl; unified/hookspecs/ documents "
                 "them."
             )
         table = BackendTable(impls)
