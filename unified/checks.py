@@ -57,6 +57,15 @@ class Collector(list[tuple[Any, str]]):
                 return i
         return None
 
+    def defer(self, x: Any, high: int, message: Callable[[Any], str]) -> bool:
+        """If ``x`` is a batch argument, register its host check against ``[0,
+        high)`` (run by the caller) and return ``True``; else register nothing."""
+        index = self.argument(x)
+        if index is None:
+            return False
+        self.host.append((index, high, message))
+        return True
+
     # A plain context manager (no generator): the eager step enters one per step.
     def __enter__(self) -> Collector:
         global _collecting
@@ -137,13 +146,9 @@ def defer_argument_check(labels: Any, depth: int) -> bool:
     """If traced ``labels`` are a batch argument of the step being collected,
     register their host check (run by the caller after the step) and return
     ``True``; else return ``False`` and register nothing."""
-    if _collecting is None:
-        return False
-    index = _collecting.argument(labels)
-    if index is None:
-        return False
-    _collecting.host.append((index, depth, lambda bad: label_message(bad, depth)))
-    return True
+    return _collecting is not None and _collecting.defer(
+        labels, depth, lambda bad: label_message(bad, depth)
+    )
 
 
 def index_message(bad: Any, size: int, owner: str) -> str:
@@ -162,31 +167,30 @@ def check_indices(indices: Any, size: int, owner: str) -> None:
     collected: by the caller, on the host, see :class:`Collector`); traced ones
     (inside a compiled step) add a traced count of bad entries, as
     :func:`defer_label_check` does, and the :class:`~unified.Trainer` raises after
-    the step. Traced indices outside a
-    collecting step are not checked (they cannot be read).
+    the step. Traced indices outside a collecting step are not checked (they
+    cannot be read).
     """
-    if _collecting is not None and _collecting.eager:
-        index = _collecting.argument(indices)
-        if index is not None:
-            _collecting.host.append(
-                (index, size, lambda bad: index_message(bad, size, owner))
-            )
-            return
+
+    def message(bad: Any) -> str:
+        return index_message(bad, size, owner)
+
+    collector = _collecting
+    if (
+        collector is not None
+        and collector.eager
+        and collector.defer(indices, size, message)
+    ):
+        return
     try:
         host = np.asarray(current_backend().to_numpy(indices))
     except Exception:  # a tracer inside a compiled step
-        index = None if _collecting is None else _collecting.argument(indices)
-        if _collecting is not None and index is not None:
-            _collecting.host.append(
-                (index, size, lambda bad: index_message(bad, size, owner))
-            )
-        elif _collecting is not None:
+        if collector is not None and not collector.defer(indices, size, message):
             low = ops.sum(ops.astype(ops.less(indices, 0), "float32"), None, False)
             high = ops.sum(
                 ops.astype(ops.greater(indices, size - 1), "float32"), None, False
             )
-            _collecting.append(
+            collector.append(
                 (ops.add(low, high), index_message("(in a compiled step)", size, owner))
             )
         return
-    check_host(host, size, lambda bad: index_message(bad, size, owner))
+    check_host(host, size, message)

@@ -143,7 +143,7 @@ class Trainer:
 
             def check() -> None:
                 checked.append(True)
-                _check_given(found.host, given, batch, plan.table)
+                _check_arguments(found.host, batch, plan.table, given)
 
             try:
                 loss, _ = gradient_step(
@@ -161,7 +161,7 @@ class Trainer:
                 # A kernel that checks indices itself (torch, NumPy) failed first:
                 # report the host check's error instead, if it fails.
                 if not checked:
-                    _check_given(found.host, given, batch, plan.table)
+                    _check_arguments(found.host, batch, plan.table, given)
                 raise
         if world is not None:  # between backward and the update, as DDP
             rows = (
@@ -376,10 +376,7 @@ class Trainer:
                         fn = hit[0]
                 if hit[5] is not None:
                     # Labels first: a donating step cannot be undone.
-                    for index, high, message_of in host_checks:
-                        checks.check_host(
-                            table.to_numpy(batch[index]), high, message_of
-                        )
+                    _check_arguments(host_checks, batch, table)
                     checked = True
                     if "inplace" not in table.capabilities:
                         # (in place, a held array sees the update, as eagerly)
@@ -388,8 +385,8 @@ class Trainer:
         except Exception:
             # A backend whose kernels check indices (NumPy) fails inside the step
             # on a bad label: report the label check's error instead, if it fails.
-            for index, high, message_of in host_checks:
-                checks.check_host(table.to_numpy(batch[index]), high, message_of)
+            if not checked:
+                _check_arguments(host_checks, batch, table)
             raise
         finally:
             if previous is not None:
@@ -399,8 +396,7 @@ class Trainer:
         # Nothing has been written back yet. Labels passed straight in are checked
         # on the host (no wait for the step); other checks are outputs of the step.
         if not checked:
-            for index, high, message_of in host_checks:
-                checks.check_host(table.to_numpy(batch[index]), high, message_of)
+            _check_arguments(host_checks, batch, table)
         for count, message in zip(counts, messages, strict=True):
             if float(count) > 0:
                 raise IndexError(message)
@@ -464,13 +460,19 @@ class Trainer:
         return feed.requests
 
 
-def _check_given(
-    host_checks: list[Any], given: tuple[Any, ...], batch: tuple[Any, ...], table: Any
+def _check_arguments(
+    host_checks: list[Any],
+    batch: tuple[Any, ...] | list[Any],
+    table: Any,
+    given: tuple[Any, ...] | None = None,
 ) -> None:
-    """Run the deferred host checks of an eager step on the batch as given (a NumPy
-    array the user passed is read directly; anything else is copied to the host)."""
+    """Run the deferred host checks of batch arguments (``(index, bound, message)``,
+    see :class:`unified.checks.Collector`). An integer NumPy array, in ``given``
+    (the batch as the user passed it, before conversion) or ``batch`` itself, is
+    read directly; anything else is copied to the host."""
+    source = batch if given is None else given
     for index, high, message_of in host_checks:
-        value = given[index] if index < len(given) else None
+        value = source[index] if index < len(source) else None
         if not isinstance(value, np.ndarray) or value.dtype.kind not in "iu":
             value = table.to_numpy(batch[index])
         checks.check_host(value, high, message_of)
