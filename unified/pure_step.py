@@ -56,9 +56,13 @@ def pure_step(
     # entry), else rest[j] (slot (1, j)): the order ``Trainer`` passes them in
     index = {id(p): i for i, (_, p) in enumerate(entries)}
     sources: list[tuple[int, int]] = []
+    unstepped = 0
     for p in train:
-        rank = sum(1 for k, _ in sources if k == 1)
-        sources.append((0, index[id(p)]) if id(p) in index else (1, rank))
+        if id(p) in index:
+            sources.append((0, index[id(p)]))
+        else:
+            sources.append((1, unstepped))
+            unstepped += 1
     position = {id(p): i for i, p in enumerate(train)}
     # The update must not write into its inputs: the step may run eagerly (the
     # discovery run of the dropout masks, a backend jit that falls back) and a

@@ -60,6 +60,16 @@ def _flatten(obj: Any, leaves: list[Any], sig: list[Any]) -> None:
         raise TraceError(f"an argument of type {t.__name__} cannot be traced")
 
 
+def _signature(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[Any]]:
+    """The key of ``args``' signature (nesting, shapes, dtypes, strides, non-array
+    values) and their arrays in order; :class:`TraceError` for an argument that
+    cannot be traced."""
+    leaves: list[Any] = []
+    sig: list[Any] = []
+    _flatten(args, leaves, sig)
+    return tuple(sig), leaves
+
+
 def _rebuild(obj: Any, leaves: Any) -> Any:
     """``obj``'s structure with its arrays taken in order from iterator ``leaves``."""
     t = type(obj)
@@ -160,27 +170,21 @@ class Compiled:
     def trace(self, *args: Any) -> None:
         """Trace (and plan) the program for ``args`` now, if it is not yet; write
         into none of them. The next call with their signature replays it."""
-        leaves: list[Any] = []
-        sig: list[Any] = []
         try:
-            _flatten(args, leaves, sig)
+            key, leaves = _signature(args)
         except TraceError:
             return  # such a call runs eagerly
-        key = tuple(sig)
         if key not in self.programs:
             self._trace(key, args, leaves)
 
     def __call__(self, *args: Any) -> Any:
         if _trace._active is not None:  # inside another trace: inline
             return self.fn(*args)
-        leaves: list[Any] = []
-        sig: list[Any] = []
         try:
-            _flatten(args, leaves, sig)
+            key, leaves = _signature(args)
         except TraceError as why:
             log.debug("unified_numpy jit: running eagerly: %s", why)
             return self.fn(*args)
-        key = tuple(sig)
         program = self.programs.get(key, False)
         if program is None:
             return self.fn(*args)
